@@ -1,0 +1,3 @@
+from chronosq.cli import main
+
+main()

@@ -1,0 +1,84 @@
+"""`init`, `submit` and `supervise`."""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated
+
+import typer
+
+from chronosq import config as config_module
+from chronosq import fileops
+from chronosq.cli.common import RootOption, find_root, handle_errors
+from chronosq.defaults import DEFAULT_PRIORITY, PRIORITIES
+from chronosq.errors import InvalidEventError
+from chronosq.events import parse_event
+from chronosq.lifecycle import new_job_id, utc_now
+from chronosq.supervisor import supervise as run_supervisor
+
+
+@handle_errors
+def init(root: RootOption = None) -> None:
+    """Create the folders and a commented default chronosq.toml; existing files are kept."""
+    found = find_root(root)
+    found.make_folders()
+    written = config_module.write_default(found.config_path)
+    config_module.load(found)
+    verb = "created" if written else "kept existing"
+    typer.echo(f"initialised {found.path} ({verb} {found.config_path.name})")
+
+
+@handle_errors
+def submit(
+    job_type: Annotated[str, typer.Argument(metavar="TYPE", help="Job type, e.g. email.")],
+    payload: Annotated[
+        str, typer.Option("--payload", help="Job payload as a JSON object.")
+    ] = "{}",
+    priority: Annotated[
+        str,
+        typer.Option("--priority", help=f"Job priority: {', '.join(PRIORITIES)}."),
+    ] = DEFAULT_PRIORITY,
+    job_id: Annotated[
+        str | None,
+        typer.Option("--job-id", help="Job id to use instead of a generated one."),
+    ] = None,
+    root: RootOption = None,
+) -> None:
+    """Write an event into input/ atomically and print its job id."""
+    found = find_root(root).require()
+    config = config_module.load(found)
+    try:
+        decoded = json.loads(payload)
+    except json.JSONDecodeError as exc:
+        raise InvalidEventError(
+            f"invalid --payload {payload!r}: {exc.msg}; pass a JSON object such as '{{}}'"
+        ) from None
+    event = {
+        "job_id": job_id or new_job_id(),
+        "type": job_type,
+        "payload": decoded,
+        "priority": priority,
+        "created_at": utc_now(),
+    }
+    data = fileops.dumps(event)
+    parse_event(f"{event['job_id']}.json", data, 0, event["created_at"])
+    target = found.input / f"{event['job_id']}.json"
+    if target.exists():
+        raise InvalidEventError(
+            f"an event with job id {event['job_id']!r} is already waiting in input/; "
+            "choose another --job-id"
+        )
+    fileops.write_bytes(target, data, durable=config.durable)
+    typer.echo(event["job_id"])
+
+
+@handle_errors
+def supervise(root: RootOption = None) -> None:
+    """Run ingest, scheduler and recovery in the foreground until SIGTERM or Ctrl-C."""
+    raise typer.Exit(run_supervisor(find_root(root)))
+
+
+def register(app: typer.Typer) -> None:
+    app.command()(init)
+    app.command()(submit)
+    app.command()(supervise)

@@ -1,0 +1,34 @@
+"""Default settings. Durations are in seconds and say so in their names."""
+
+PRIORITIES = ("high", "normal", "low")
+DEFAULT_PRIORITY = "normal"
+DEFAULT_POLICY = "round_robin"
+
+MAX_ATTEMPTS = 3
+# Seconds a claim may go without a heartbeat before recovery requeues it.
+CLAIM_TIMEOUT_SECONDS = 30.0
+
+DURABLE = True
+
+INGEST_RESCAN_SECONDS = 2.0
+MAX_EVENT_BYTES = 10 * 1024 * 1024
+
+SCHEDULER_RESCAN_SECONDS = 2.0
+# Seconds a worker record may go without a heartbeat before the scheduler stops
+# offering it jobs.
+WORKER_STALE_SECONDS = 15.0
+
+RECOVERY_INTERVAL_SECONDS = 1.0
+
+WORKER_HEARTBEAT_SECONDS = 2.0
+WORKER_CAPACITY = 2
+WORKER_STOP_GRACE_SECONDS = 10.0
+
+SUPERVISOR_STOP_GRACE_SECONDS = 10.0
+RESTART_BACKOFF_MIN_SECONDS = 0.5
+RESTART_BACKOFF_MAX_SECONDS = 30.0
+# A child that stayed up this long has its restart backoff reset.
+RESTART_STABLE_SECONDS = 30.0
+
+LOG_LEVEL = "INFO"
+LOG_FILE = "logs/chronosq.log"

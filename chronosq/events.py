@@ -1,0 +1,97 @@
+"""Turn the bytes of an event file into a job, or say why it cannot be one."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from datetime import UTC, datetime
+from typing import Any
+
+from chronosq import defaults
+from chronosq.errors import InvalidEventError
+from chronosq.layout import validate_job_id, validate_type
+from chronosq.lifecycle import derive_job_id, parse_time
+
+EVENT_FIELDS = ("type", "payload", "priority", "job_id", "created_at", "meta")
+
+
+def _created_at(value: Any) -> str:
+    if isinstance(value, bool) or not isinstance(value, (str, int, float)):
+        raise InvalidEventError(
+            f"invalid created_at {value!r}: use an ISO 8601 time or epoch seconds"
+        )
+    try:
+        seconds = parse_time(value) if isinstance(value, str) else float(value)
+        moment = datetime.fromtimestamp(seconds, UTC)
+    except (ValueError, OverflowError, OSError):
+        raise InvalidEventError(
+            f"invalid created_at {value!r}: use an ISO 8601 time or epoch seconds"
+        ) from None
+    return moment.isoformat(timespec="microseconds").replace("+00:00", "Z")
+
+
+def _decode(data: bytes) -> dict[str, Any]:
+    if not data.strip():
+        raise InvalidEventError("empty event file")
+    try:
+        event = json.loads(data.decode("utf-8"))
+    except UnicodeDecodeError as exc:
+        raise InvalidEventError(f"event is not UTF-8: {exc.reason} at byte {exc.start}")
+    except json.JSONDecodeError as exc:
+        raise InvalidEventError(
+            f"invalid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"
+        ) from None
+    except RecursionError:
+        raise InvalidEventError("invalid JSON: nested too deeply") from None
+    if not isinstance(event, dict):
+        raise InvalidEventError(
+            f"event must be a JSON object, got {type(event).__name__}"
+        )
+    return event
+
+
+def parse_event(name: str, data: bytes, mtime_ns: int, now: str) -> dict[str, Any]:
+    """Return the job an event file describes; raise InvalidEventError with the reason."""
+    event = _decode(data)
+    unknown = sorted(set(event) - set(EVENT_FIELDS))
+    if unknown:
+        raise InvalidEventError(
+            f"unknown field {unknown[0]!r}; valid fields: {', '.join(EVENT_FIELDS)}"
+        )
+    if "type" not in event:
+        raise InvalidEventError("missing field 'type'")
+    job_type = validate_type(event["type"])
+    if "payload" not in event:
+        raise InvalidEventError("missing field 'payload': use {} for no payload")
+    payload = event["payload"]
+    if not isinstance(payload, dict):
+        raise InvalidEventError(
+            f"invalid payload: expected a JSON object, got {type(payload).__name__}"
+        )
+    priority = event.get("priority", defaults.DEFAULT_PRIORITY)
+    if priority not in defaults.PRIORITIES:
+        raise InvalidEventError(
+            f"invalid priority {priority!r}; valid: {', '.join(defaults.PRIORITIES)}"
+        )
+    meta = event.get("meta", {})
+    if not isinstance(meta, dict):
+        raise InvalidEventError(
+            f"invalid meta: expected a JSON object, got {type(meta).__name__}"
+        )
+    if "job_id" in event:
+        job_id = validate_job_id(event["job_id"])
+    else:
+        job_id = derive_job_id(name, data, mtime_ns)
+    created_at = _created_at(event["created_at"]) if "created_at" in event else now
+    job: dict[str, Any] = {
+        "job_id": job_id,
+        "type": job_type,
+        "payload": payload,
+        "priority": priority,
+        "created_at": created_at,
+        "event": name,
+        "event_digest": hashlib.sha256(data).hexdigest(),
+    }
+    if meta:
+        job["meta"] = meta
+    return job

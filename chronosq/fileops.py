@@ -1,0 +1,141 @@
+"""Every file operation ChronosQ makes on a root goes through this module.
+
+Writes go to a hidden temporary name in the target folder and are renamed into
+place, so no reader sees a partly written file. With durability on, the file is
+fsynced before its rename and the folder after it, so an acknowledged write
+survives a power cut. A failed fsync raises and the operation counts as failed.
+
+`fault_hook`, when set, runs before each operation with the operation's name and
+path; tests use it to stop a process or inject an error at a chosen point.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+fault_hook: Callable[[str, str], None] | None = None
+
+
+def _before(op: str, path: Path | str) -> None:
+    if fault_hook is not None:
+        fault_hook(op, str(path))
+
+
+def temp_name(path: Path) -> Path:
+    """Return a hidden, unique temporary path beside `path`."""
+    return path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
+
+
+def fsync_dir(path: Path) -> None:
+    """Flush a folder's entries to disk."""
+    _before("fsync_dir", path)
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def write_bytes(path: Path, data: bytes, *, durable: bool) -> None:
+    """Write `data` to `path` atomically, replacing any file there."""
+    tmp = temp_name(path)
+    _before("write", tmp)
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+    try:
+        view = memoryview(data)
+        while view:
+            written = os.write(fd, view)
+            view = view[written:]
+        if durable:
+            _before("fsync", tmp)
+            os.fsync(fd)
+    except BaseException:
+        os.close(fd)
+        _discard(tmp)
+        raise
+    os.close(fd)
+    try:
+        _before("rename", path)
+        os.rename(tmp, path)
+    except BaseException:
+        _discard(tmp)
+        raise
+    if durable:
+        fsync_dir(path.parent)
+
+
+def _discard(tmp: Path) -> None:
+    try:
+        os.unlink(tmp)
+    except FileNotFoundError:
+        pass
+
+
+def dumps(obj: Any) -> bytes:
+    """Encode a JSON record the way every ChronosQ file stores it."""
+    return json.dumps(obj, ensure_ascii=False, sort_keys=True, indent=1).encode() + b"\n"
+
+
+def write_json(path: Path, obj: Any, *, durable: bool) -> None:
+    """Write `obj` as JSON to `path` atomically."""
+    write_bytes(path, dumps(obj), durable=durable)
+
+
+def read_bytes(path: Path) -> bytes:
+    """Return a file's contents."""
+    _before("read", path)
+    with open(path, "rb") as handle:
+        return handle.read()
+
+
+def read_json(path: Path) -> Any:
+    """Return a file's decoded JSON; raises OSError or ValueError."""
+    return json.loads(read_bytes(path))
+
+
+def rename(src: Path, dst: Path, *, durable: bool) -> None:
+    """Move `src` to `dst`; raises FileNotFoundError when another process moved it first."""
+    _before("rename", src)
+    os.rename(src, dst)
+    if durable:
+        fsync_dir(dst.parent)
+        if src.parent != dst.parent:
+            fsync_dir(src.parent)
+
+
+def unlink(path: Path, *, durable: bool, missing_ok: bool = False) -> bool:
+    """Remove a file; return False when it was already gone and `missing_ok` is set."""
+    _before("unlink", path)
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        if not missing_ok:
+            raise
+        return False
+    if durable:
+        fsync_dir(path.parent)
+    return True
+
+
+def listdir(path: Path) -> list[str]:
+    """Return the names in a folder, or an empty list when it does not exist."""
+    _before("listdir", path)
+    try:
+        return os.listdir(path)
+    except FileNotFoundError:
+        return []
+
+
+def touch(path: Path) -> bool:
+    """Set a file's modification time to now; return False when it is gone."""
+    _before("touch", path)
+    try:
+        os.utime(path)
+    except FileNotFoundError:
+        return False
+    return True

@@ -1,0 +1,143 @@
+"""Ingest: turn event files in input/ into pending jobs in jobs/.
+
+For each event the job file is written first, then its state record, then the
+event is removed. A crash between any two steps leaves the event in input/, and
+reading it again gives the same job id, so the replay is recognised by the
+existing state record and yields no second job.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import stat
+import time
+from pathlib import Path
+
+from chronosq import fileops, logs
+from chronosq.errors import InvalidEventError
+from chronosq.events import parse_event
+from chronosq.layout import REJECTED
+from chronosq.lifecycle import Lifecycle, utc_now
+from chronosq.service import Service
+
+logger = logging.getLogger(__name__)
+
+EVENT_SUFFIX = ".json"
+TEMP_SUFFIX = ".tmp"
+
+
+def is_ignored(name: str) -> bool:
+    """True for names a producer is still writing: hidden or ending in .tmp."""
+    return name.startswith(".") or name.endswith(TEMP_SUFFIX)
+
+
+class Ingest(Service):
+    """Read events from input/ and accept each as exactly one job."""
+
+    role = "ingest"
+
+    def setup(self) -> None:
+        self.lifecycle = Lifecycle(self.root, self.config, self.role)
+        self.waiter.watch(self.root.input)
+        self.next_scan = 0.0
+        self.queued: set[str] = set()
+
+    def on_reload(self) -> None:
+        self.lifecycle = Lifecycle(self.root, self.config, self.role)
+
+    def handle_changes(self, changes: list[tuple[Path, str]]) -> None:  # type: ignore[override]
+        for _folder, name in changes:
+            if not is_ignored(name):
+                self.queued.add(name)
+
+    def step(self) -> float:
+        now = time.monotonic()
+        if now >= self.next_scan or self.waiter.overflowed or not self.waiter.notifies:
+            self.waiter.overflowed = False
+            self.queued.update(n for n in fileops.listdir(self.root.input) if not is_ignored(n))
+            self.next_scan = now + float(self.config.get("ingest", "rescan_seconds"))
+        # Sorted so events dropped in name order are accepted in that order.
+        for name in sorted(self.queued):
+            if self.stopping:
+                break
+            self.queued.discard(name)
+            self.ingest_one(name)
+        return max(0.0, self.next_scan - time.monotonic())
+
+    def ingest_one(self, name: str) -> None:
+        """Accept one event as a job, recognise a replay, or set the event aside."""
+        path = self.root.input / name
+        try:
+            info = os.lstat(path)
+        except FileNotFoundError:
+            return
+        try:
+            if not stat.S_ISREG(info.st_mode):
+                raise InvalidEventError("not a regular file")
+            if not name.endswith(EVENT_SUFFIX):
+                raise InvalidEventError(
+                    f"event file names must end in {EVENT_SUFFIX}; "
+                    f"write under a .tmp or dot name and rename when complete"
+                )
+            limit = int(self.config.get("ingest", "max_event_bytes"))
+            if info.st_size > limit:
+                raise InvalidEventError(
+                    f"event is {info.st_size} bytes, over ingest.max_event_bytes={limit}"
+                )
+            data = fileops.read_bytes(path)
+            job = parse_event(name, data, info.st_mtime_ns, utc_now())
+        except FileNotFoundError:
+            return
+        except InvalidEventError as exc:
+            self.reject(name, str(exc))
+            return
+        self.accept(path, job)
+
+    def accept(self, path: Path, job: dict[str, object]) -> None:
+        job_id = str(job["job_id"])
+        existing = self.lifecycle.read_state(job_id)
+        if existing is not None:
+            if existing.get("event_digest") not in (None, job["event_digest"]):
+                self.reject(
+                    path.name,
+                    f"job_id {job_id!r} already belongs to another event; "
+                    "give this event a new job_id",
+                )
+                return
+            logs.log_event(
+                logger, logging.INFO, "event.replayed", job_id=job_id, event_name=path.name
+            )
+            fileops.unlink(path, durable=self.lifecycle.durable, missing_ok=True)
+            return
+        durable = self.lifecycle.durable
+        fileops.write_json(self.root.jobs / f"{job_id}.json", job, durable=durable)
+        self.lifecycle.create_state(self.lifecycle.new_state(job, by=self.role))
+        fileops.unlink(path, durable=durable, missing_ok=True)
+        logs.log_event(
+            logger,
+            logging.INFO,
+            "job.ingested",
+            job_id=job_id,
+            type=job["type"],
+            priority=job["priority"],
+            event_name=path.name,
+            state="pending",
+        )
+
+    def reject(self, name: str, reason: str) -> None:
+        """Move an event to error/ beside a file stating the reason."""
+        durable = self.lifecycle.durable
+        target = self.root.error / f"{name}{REJECTED}"
+        if target.exists():
+            target = self.root.error / f"{name}.{time.time_ns()}{REJECTED}"
+        record = {"event": name, "reason": reason, "rejected_at": utc_now()}
+        fileops.write_json(target.with_name(target.name + ".reason"), record, durable=durable)
+        try:
+            fileops.rename(self.root.input / name, target, durable=durable)
+        except FileNotFoundError:
+            return
+        logs.log_event(
+            logger, logging.WARNING, "event.rejected", event_name=name, reason=reason,
+            path=str(target.relative_to(self.root.path)),
+        )

@@ -1,0 +1,321 @@
+"""Job lifecycle: the places a job can be, and the transitions between them.
+
+A job's place on disk is the truth: pending in jobs/, assigned or processing in
+a worker's queue folder, held in hold/, succeeded in output/, failed in error/.
+Every transition is one rename. The process whose rename succeeds owns the job
+and is the only writer of its state file until the next transition; a process
+whose rename fails with FileNotFoundError lost a race and backs off.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import socket
+from datetime import UTC, datetime
+from enum import StrEnum
+from pathlib import Path
+from typing import Any
+
+from chronosq import fileops, logs
+from chronosq.config import Config
+from chronosq.layout import ASSIGNED, FAILURE, PROCESSING, SUCCESS, Root
+
+logger = logging.getLogger(__name__)
+
+
+class State(StrEnum):
+    """Lifecycle places; the values are the names `status --json` reports."""
+
+    PENDING = "pending"
+    ASSIGNED = "assigned"
+    PROCESSING = "processing"
+    HELD = "held"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+
+
+ACTIVE_STATES = (State.ASSIGNED, State.PROCESSING)
+FINISHED_STATES = (State.SUCCEEDED, State.FAILED)
+
+# Keys a worker adds to a job file when it records an outcome.
+OUTCOME_KEYS = ("result", "error", "attempt", "worker_id", "finished_at")
+
+HOST = socket.gethostname()
+
+
+def utc_now() -> str:
+    """Return the current time as an ISO 8601 UTC string with microseconds."""
+    return datetime.now(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
+
+
+def parse_time(value: str) -> float:
+    """Return the epoch seconds of an ISO 8601 time; naive times are taken as UTC."""
+    moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment.timestamp()
+
+
+def new_job_id() -> str:
+    """Return a fresh job id that sorts by creation time."""
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%f")
+    return f"j{stamp}-{os.urandom(4).hex()}"
+
+
+def derive_job_id(name: str, data: bytes, mtime_ns: int) -> str:
+    """Return the id of an event that names none: the same file read twice gives
+    the same id, and two files with equal contents written at different times
+    give different ids."""
+    digest = hashlib.sha256()
+    digest.update(name.encode())
+    digest.update(b"\0")
+    digest.update(str(mtime_ns).encode())
+    digest.update(b"\0")
+    digest.update(data)
+    return "e" + digest.hexdigest()[:32]
+
+
+def job_fields(job: dict[str, Any]) -> dict[str, Any]:
+    """Return the job without the outcome keys a worker added."""
+    return {key: value for key, value in job.items() if key not in OUTCOME_KEYS}
+
+
+class Lifecycle:
+    """Transitions of jobs on one root, run by one process in one role."""
+
+    def __init__(self, root: Root, config: Config, role: str):
+        self.root = root
+        self.config = config
+        self.role = role
+        self.durable = config.durable
+
+    # -- state files ---------------------------------------------------------
+
+    def read_state(self, job_id: str) -> dict[str, Any] | None:
+        """Return a job's state record, or None when it has none or it is unreadable."""
+        try:
+            record = fileops.read_json(self.root.state_path(job_id))
+        except FileNotFoundError:
+            return None
+        except (OSError, ValueError) as exc:
+            logs.log_event(
+                logger, logging.ERROR, "state.unreadable", job_id=job_id, error=str(exc)
+            )
+            return None
+        return record if isinstance(record, dict) else None
+
+    def new_state(self, job: dict[str, Any], by: str) -> dict[str, Any]:
+        """Return the first state record of a job that was just accepted."""
+        now = utc_now()
+        return {
+            "job_id": job["job_id"],
+            "type": job["type"],
+            "priority": job["priority"],
+            "state": State.PENDING.value,
+            "attempts": 0,
+            "max_attempts": self.config.for_type(job["type"]).max_attempts,
+            "worker_id": None,
+            "created_at": job["created_at"],
+            "updated_at": now,
+            "event_digest": job.get("event_digest"),
+            "last_error": None,
+            "errors": [],
+            "result_path": None,
+            "history": [
+                {"at": now, "event": "ingested", "state": "pending", "by": by}
+            ],
+        }
+
+    def create_state(self, record: dict[str, Any]) -> bool:
+        """Write a first state record unless one exists; return True if written.
+
+        Ingest and the scheduler may both create the record of the same job, so
+        creation links a finished temporary file into place, which fails rather
+        than replaces when the other process won.
+        """
+        path = self.root.state_path(record["job_id"])
+        tmp = fileops.temp_name(path)
+        fileops.write_bytes(tmp, fileops.dumps(record), durable=self.durable)
+        try:
+            os.link(tmp, path)
+        except FileExistsError:
+            return False
+        finally:
+            os.unlink(tmp)
+        if self.durable:
+            fileops.fsync_dir(path.parent)
+        return True
+
+    def transition(
+        self,
+        job: dict[str, Any],
+        event: str,
+        state: State,
+        *,
+        worker_id: str | None = None,
+        level: int = logging.INFO,
+        **details: Any,
+    ) -> dict[str, Any]:
+        """Record a transition the caller has just made: state file, then a log line."""
+        job_id = job["job_id"]
+        record = self.read_state(job_id) or self.new_state(job, by=self.role)
+        now = utc_now()
+        entry: dict[str, Any] = {"at": now, "event": event, "state": state.value}
+        entry["by"] = self.role
+        if worker_id is not None:
+            entry["worker_id"] = worker_id
+        entry.update({k: v for k, v in details.items() if v is not None})
+        record["history"].append(entry)
+        record["state"] = state.value
+        record["updated_at"] = now
+        if worker_id is not None:
+            record["worker_id"] = worker_id
+        for key in ("attempts", "last_error", "result_path"):
+            if key in details:
+                record[key] = details[key]
+        if details.get("error") is not None:
+            record["last_error"] = details["error"]
+            record["errors"].append(
+                {
+                    "attempt": details.get("attempt", record["attempts"]),
+                    "worker_id": worker_id,
+                    "error": details["error"],
+                    "at": now,
+                }
+            )
+        fileops.write_json(self.root.state_path(job_id), record, durable=self.durable)
+        logs.log_event(
+            logger,
+            level,
+            f"job.{event}",
+            job_id=job_id,
+            type=job.get("type"),
+            worker_id=worker_id,
+            attempt=details.get("attempt", record.get("attempts")),
+            state=state.value,
+            error=details.get("error"),
+            reason=details.get("reason"),
+        )
+        return record
+
+    # -- transitions ---------------------------------------------------------
+
+    def assign(self, job: dict[str, Any], worker_id: str) -> bool:
+        """Move a pending job into a worker's queue; False if it was gone."""
+        job_id = job["job_id"]
+        queue = self.root.queue_dir(job["type"], worker_id)
+        queue.mkdir(parents=True, exist_ok=True)
+        src = self.root.jobs / f"{job_id}{ASSIGNED}"
+        try:
+            fileops.rename(src, queue / f"{job_id}{ASSIGNED}", durable=self.durable)
+        except FileNotFoundError:
+            return False
+        self.transition(job, "assigned", State.ASSIGNED, worker_id=worker_id)
+        return True
+
+    def requeue(
+        self,
+        src: Path,
+        job: dict[str, Any],
+        *,
+        reason: str,
+        worker_id: str | None,
+        count_attempt: bool,
+    ) -> State | None:
+        """Return a job from a worker's queue to pending, or to error/ when its
+        attempts are spent; return the new state, or None if the file was gone."""
+        record = self.read_state(job["job_id"]) or {}
+        attempts = int(record.get("attempts", 0))
+        max_attempts = self.config.for_type(job["type"]).max_attempts
+        error = reason if count_attempt else None
+        if count_attempt and attempts >= max_attempts:
+            return self._fail(src, job, error=reason, worker_id=worker_id)
+        try:
+            fileops.rename(src, self.root.jobs / f"{job['job_id']}{ASSIGNED}",
+                           durable=self.durable)
+        except FileNotFoundError:
+            return None
+        self.transition(
+            job,
+            "requeued",
+            State.PENDING,
+            worker_id=worker_id,
+            level=logging.WARNING,
+            reason=reason,
+            error=error,
+            attempt=attempts,
+        )
+        return State.PENDING
+
+    def collect(self, src: Path, outcome: dict[str, Any]) -> State | None:
+        """Move a finished job out of a worker's queue: success to output/, failure
+        back to pending or, with its attempts spent, to error/."""
+        job_id = outcome["job_id"]
+        worker_id = outcome.get("worker_id")
+        attempt = outcome.get("attempt")
+        if src.name.endswith(SUCCESS):
+            dst = self.root.output / f"{job_id}.json"
+            try:
+                fileops.rename(src, dst, durable=self.durable)
+            except FileNotFoundError:
+                return None
+            self.transition(
+                outcome,
+                "succeeded",
+                State.SUCCEEDED,
+                worker_id=worker_id,
+                attempt=attempt,
+                result_path=str(dst.relative_to(self.root.path)),
+                finished_at=outcome.get("finished_at"),
+            )
+            return State.SUCCEEDED
+        error = str(outcome.get("error") or "failed without an error message")
+        record = self.read_state(job_id) or {}
+        attempts = int(record.get("attempts", attempt or 0))
+        max_attempts = self.config.for_type(outcome["type"]).max_attempts
+        if attempts >= max_attempts:
+            return self._fail(src, outcome, error=error, worker_id=worker_id)
+        try:
+            fileops.rename(src, self.root.jobs / f"{job_id}{ASSIGNED}",
+                           durable=self.durable)
+        except FileNotFoundError:
+            return None
+        self.transition(
+            outcome,
+            "retry",
+            State.PENDING,
+            worker_id=worker_id,
+            level=logging.WARNING,
+            attempt=attempt,
+            error=error,
+        )
+        return State.PENDING
+
+    def _fail(
+        self, src: Path, job: dict[str, Any], *, error: str, worker_id: str | None
+    ) -> State | None:
+        job_id = job["job_id"]
+        dst = self.root.error / f"{job_id}.json"
+        try:
+            fileops.rename(src, dst, durable=self.durable)
+        except FileNotFoundError:
+            return None
+        # error/ is a final place that only this process writes to now, so the
+        # file can be rewritten in place to carry its last error.
+        final = dict(job)
+        final["error"] = error
+        fileops.write_json(dst, final, durable=self.durable)
+        record = self.read_state(job_id) or {}
+        self.transition(
+            job,
+            "failed",
+            State.FAILED,
+            worker_id=worker_id,
+            level=logging.ERROR,
+            attempt=record.get("attempts"),
+            error=error,
+            result_path=str(dst.relative_to(self.root.path)),
+        )
+        return State.FAILED

@@ -1,0 +1,200 @@
+"""Recovery: collect finished jobs and requeue the jobs of dead or silent workers.
+
+Collecting and requeueing happen in this one process, so the check that an
+outcome belongs to the current attempt and the requeue that starts a new one can
+never interleave.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+from chronosq import fileops, logs
+from chronosq.layout import ASSIGNED, FAILURE, PROCESSING, SUCCESS, job_id_of
+from chronosq.lifecycle import Lifecycle, utc_now
+from chronosq.registry import (
+    WorkerRecord,
+    queue_dirs,
+    read_record,
+    read_records,
+    worker_alive,
+)
+from chronosq.service import Service
+
+logger = logging.getLogger(__name__)
+
+FINISHED_SUFFIXES = (SUCCESS, FAILURE)
+
+
+class Recovery(Service):
+    """Move outcomes out of worker queues; requeue what dead workers left behind."""
+
+    role = "recovery"
+
+    def setup(self) -> None:
+        self.lifecycle = Lifecycle(self.root, self.config, self.role)
+        self.next_check = 0.0
+        self.waiter.watch(self.root.broker)
+        self.watch_queues()
+
+    def on_reload(self) -> None:
+        self.lifecycle = Lifecycle(self.root, self.config, self.role)
+
+    def watch_queues(self) -> None:
+        for job_type in fileops.listdir(self.root.broker):
+            type_dir = self.root.broker / job_type
+            self.waiter.watch(type_dir)
+            for worker_id in fileops.listdir(type_dir):
+                self.waiter.watch(type_dir / worker_id)
+
+    def handle_changes(self, changes: list[tuple[Path, str]]) -> None:  # type: ignore[override]
+        for folder, name in changes:
+            if folder == self.root.broker or folder.parent == self.root.broker:
+                self.watch_queues()
+                continue
+            if name.endswith(FINISHED_SUFFIXES) and not name.startswith("."):
+                self.collect(folder, name)
+
+    def step(self) -> float:
+        now = time.monotonic()
+        if now >= self.next_check or self.waiter.overflowed or not self.waiter.notifies:
+            self.waiter.overflowed = False
+            self.check()
+            self.next_check = now + float(self.config.get("recovery", "interval_seconds"))
+        return max(0.0, self.next_check - time.monotonic())
+
+    def check(self) -> None:
+        """One full pass: collect outcomes, reap dead workers, expire silent claims."""
+        self.watch_queues()
+        stale = float(self.config.get("scheduler", "worker_stale_seconds"))
+        records = read_records(self.root)
+        live = {wid for wid, rec in records.items() if worker_alive(rec, stale)}
+        for job_type, worker_id, folder in queue_dirs(self.root):
+            if self.stopping:
+                return
+            names = fileops.listdir(folder)
+            for name in names:
+                if name.endswith(FINISHED_SUFFIXES) and not name.startswith("."):
+                    self.collect(folder, name)
+            if worker_id in live:
+                self.expire_claims(job_type, worker_id, folder)
+            else:
+                self.reap_queue(worker_id, folder, records.get(worker_id))
+        for worker_id, record in records.items():
+            if worker_id not in live:
+                self.remove_record(worker_id, record)
+
+    # -- outcomes --------------------------------------------------------------
+
+    def collect(self, folder: Path, name: str) -> None:
+        """Move one outcome file to output/, error/ or back to pending."""
+        path = folder / name
+        try:
+            outcome = fileops.read_json(path)
+        except FileNotFoundError:
+            return
+        except (OSError, ValueError) as exc:
+            logs.log_event(logger, logging.ERROR, "outcome.unreadable",
+                           path=str(path), error=str(exc))
+            self.set_aside(path, f"unreadable outcome: {exc}")
+            return
+        worker_id = folder.name
+        suffix = SUCCESS if name.endswith(SUCCESS) else FAILURE
+        job_id = job_id_of(name, suffix)
+        if not isinstance(outcome, dict) or outcome.get("job_id") != job_id:
+            self.set_aside(path, "outcome file does not hold its job")
+            return
+        outcome.setdefault("worker_id", worker_id)
+        if not self.is_current(outcome, worker_id):
+            self.set_aside(path, "stale outcome of an attempt that was requeued")
+            return
+        state = self.lifecycle.collect(path, outcome)
+        if state is not None:
+            fileops.unlink(folder / f"{job_id}{PROCESSING}",
+                           durable=self.lifecycle.durable, missing_ok=True)
+
+    def is_current(self, outcome: dict[str, Any], worker_id: str) -> bool:
+        """True when the outcome belongs to the attempt the state record names."""
+        record = self.lifecycle.read_state(outcome["job_id"])
+        if record is None:
+            return True
+        if record.get("state") not in ("assigned", "processing"):
+            return False
+        if record.get("worker_id") != worker_id:
+            return False
+        attempt = outcome.get("attempt")
+        return attempt is None or attempt == record.get("attempts")
+
+    def set_aside(self, path: Path, reason: str) -> None:
+        """Keep an outcome that cannot be accepted in error/ and log why."""
+        target = self.root.error / f"{path.name}.{time.time_ns()}.stale"
+        try:
+            fileops.rename(path, target, durable=self.lifecycle.durable)
+        except FileNotFoundError:
+            return
+        logs.log_event(logger, logging.WARNING, "outcome.stale", path=str(target),
+                       worker_id=path.parent.name, reason=reason)
+
+    # -- dead workers and silent claims ----------------------------------------
+
+    def reap_queue(self, worker_id: str, folder: Path, record: WorkerRecord | None) -> None:
+        """Requeue the jobs in a dead worker's queue folder."""
+        if record is not None:
+            reason = f"worker {worker_id} died (pid {record.get('pid')} is gone)"
+        else:
+            reason = f"worker {worker_id} has no record"
+        for name in sorted(fileops.listdir(folder)):
+            running = job_id_of(name, PROCESSING)
+            queued = job_id_of(name, ASSIGNED)
+            if running is not None:
+                self.requeue(folder / name, worker_id, reason, count_attempt=True)
+            elif queued is not None:
+                self.requeue(folder / name, worker_id, reason, count_attempt=False)
+        if record is not None:
+            try:
+                folder.rmdir()
+            except OSError:
+                pass
+
+    def expire_claims(self, job_type: str, worker_id: str, folder: Path) -> None:
+        """Requeue claims whose file went unrefreshed past the type's timeout."""
+        timeout = self.config.for_type(job_type).timeout
+        now = time.time()
+        for name in fileops.listdir(folder):
+            if job_id_of(name, PROCESSING) is None:
+                continue
+            try:
+                # A rename and a heartbeat both update ctime, so ctime is the
+                # time of the claim's last sign of life.
+                refreshed = os.stat(folder / name).st_ctime
+            except FileNotFoundError:
+                continue
+            if now - refreshed > timeout:
+                reason = f"claim timed out: no heartbeat for {timeout:g}s"
+                self.requeue(folder / name, worker_id, reason, count_attempt=True)
+
+    def requeue(self, path: Path, worker_id: str, reason: str, *, count_attempt: bool) -> None:
+        try:
+            job = fileops.read_json(path)
+        except FileNotFoundError:
+            return
+        except (OSError, ValueError) as exc:
+            self.set_aside(path, f"unreadable job file: {exc}")
+            return
+        self.lifecycle.requeue(
+            path, job, reason=reason, worker_id=worker_id, count_attempt=count_attempt
+        )
+
+    def remove_record(self, worker_id: str, record: WorkerRecord) -> None:
+        """Delete a dead worker's record once its queue is empty."""
+        path = self.root.worker_path(worker_id)
+        current = read_record(path)
+        if current is not None and current.get("pid") != record.get("pid"):
+            return  # the worker restarted under the same id meanwhile
+        if fileops.unlink(path, durable=self.lifecycle.durable, missing_ok=True):
+            logs.log_event(logger, logging.WARNING, "worker.reaped", worker_id=worker_id,
+                           pid=record.get("pid"), at=utc_now())

@@ -1,0 +1,223 @@
+"""Scheduler: assign pending jobs to live workers through each type's policy.
+
+Pending jobs are kept in memory, one heap per type ordered by priority, then
+creation time, then id. Each job file is read once, when a notification or a
+periodic scan of jobs/ first shows it, so the cost of an assignment does not grow
+with the number of pending jobs.
+"""
+
+from __future__ import annotations
+
+import heapq
+import logging
+import time
+from pathlib import Path
+from typing import Any
+
+from chronosq import fileops, logs
+from chronosq.defaults import PRIORITIES
+from chronosq.layout import ASSIGNED, job_id_of
+from chronosq.lifecycle import Lifecycle, parse_time
+from chronosq.policy import Policies, PolicyError, plugin_manager
+from chronosq.policy_types import Candidate
+from chronosq.registry import queue_load, read_records, worker_alive
+from chronosq.service import Service
+
+logger = logging.getLogger(__name__)
+
+PRIORITY_RANK = {name: rank for rank, name in enumerate(PRIORITIES)}
+# A job file whose state record is missing waits this long for ingest to write
+# it; after that the scheduler writes the record itself.
+ORPHAN_ADOPT_SECONDS = 300.0
+# Wait before retrying jobs deferred for a missing state record.
+DEFER_RETRY_SECONDS = 0.05
+LIVENESS_CACHE_SECONDS = 0.5
+
+
+class Scheduler(Service):
+    """Assign pending jobs, best priority and oldest first, to workers with room."""
+
+    role = "scheduler"
+
+    def setup(self) -> None:
+        self.lifecycle = Lifecycle(self.root, self.config, self.role)
+        self.policies = Policies(self.root, self.config, plugin_manager())
+        self.heaps: dict[str, list[tuple[int, float, str]]] = {}
+        self.jobs: dict[str, dict[str, Any]] = {}
+        self.deferred_since: dict[str, float] = {}
+        self.workers_changed = True
+        self.records: dict[str, Any] = {}
+        self.live: dict[str, bool] = {}
+        self.live_checked = 0.0
+        self.next_scan = 0.0
+        self.waiter.watch(self.root.jobs)
+        self.waiter.watch(self.root.workers)
+        self.waiter.watch(self.root.broker)
+
+    def on_reload(self) -> None:
+        self.lifecycle = Lifecycle(self.root, self.config, self.role)
+        self.policies = Policies(self.root, self.config, plugin_manager())
+
+    # -- pending index ---------------------------------------------------------
+
+    def handle_changes(self, changes: list[tuple[Path, str]]) -> None:  # type: ignore[override]
+        for folder, name in changes:
+            if folder == self.root.jobs:
+                job_id = job_id_of(name, ASSIGNED)
+                if job_id is not None and job_id not in self.jobs:
+                    self.load_job(job_id)
+            elif folder == self.root.workers:
+                self.workers_changed = True
+            elif folder.parent == self.root.broker or folder == self.root.broker:
+                self.watch_queues()
+
+    def load_job(self, job_id: str) -> None:
+        """Read a pending job file once and put it in its type's heap."""
+        try:
+            job = fileops.read_json(self.root.jobs / f"{job_id}{ASSIGNED}")
+            key = (PRIORITY_RANK[job["priority"]], parse_time(job["created_at"]), job_id)
+            job_type = job["type"]
+        except FileNotFoundError:
+            return
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            # NOTE: an unreadable job file stays in jobs/ and is logged on each scan.
+            logs.log_event(
+                logger, logging.ERROR, "job.unreadable", job_id=job_id, error=repr(exc)
+            )
+            return
+        self.jobs[job_id] = job
+        heapq.heappush(self.heaps.setdefault(job_type, []), key)
+
+    def rescan(self) -> None:
+        """List jobs/ and index the job files no notification reported."""
+        present = set()
+        for name in fileops.listdir(self.root.jobs):
+            job_id = job_id_of(name, ASSIGNED)
+            if job_id is None:
+                continue
+            present.add(job_id)
+            if job_id not in self.jobs:
+                self.load_job(job_id)
+        for job_id in set(self.jobs) - present:
+            self.jobs.pop(job_id, None)
+        self.watch_queues()
+
+    def watch_queues(self) -> None:
+        """Watch every type and queue folder, so a finished job frees room at once."""
+        for job_type in fileops.listdir(self.root.broker):
+            type_dir = self.root.broker / job_type
+            self.waiter.watch(type_dir)
+            for worker_id in fileops.listdir(type_dir):
+                self.waiter.watch(type_dir / worker_id)
+
+    # -- workers ---------------------------------------------------------------
+
+    def live_records(self) -> dict[str, Any]:
+        """Return the records of live workers, rechecking pids at most twice a second."""
+        now = time.monotonic()
+        if self.workers_changed:
+            self.records = read_records(self.root)
+            self.workers_changed = False
+            self.live_checked = 0.0
+        if now - self.live_checked > LIVENESS_CACHE_SECONDS:
+            stale = float(self.config.get("scheduler", "worker_stale_seconds"))
+            self.live = {
+                worker_id: worker_alive(record, stale)
+                for worker_id, record in self.records.items()
+            }
+            self.live_checked = now
+        return {wid: rec for wid, rec in self.records.items() if self.live.get(wid)}
+
+    def candidates(self, records: dict[str, Any]) -> dict[str, Candidate]:
+        """Return every live worker with its current load and room."""
+        found: dict[str, Candidate] = {}
+        for worker_id in sorted(records):
+            record = records[worker_id]
+            queued, running = queue_load(self.root, worker_id, list(record["types"]))
+            capacity = int(record["capacity"])
+            found[worker_id] = Candidate(
+                worker_id=worker_id,
+                host=str(record.get("host", "")),
+                types=list(record["types"]),
+                capacity=capacity,
+                queued=queued,
+                running=running,
+                room=capacity - queued - running,
+            )
+        return found
+
+    # -- assignment ------------------------------------------------------------
+
+    def step(self) -> float:
+        now = time.monotonic()
+        if now >= self.next_scan or self.waiter.overflowed or not self.waiter.notifies:
+            self.waiter.overflowed = False
+            self.rescan()
+            self.next_scan = now + float(self.config.get("scheduler", "rescan_seconds"))
+        deferred = self.assign_pending()
+        wait = max(0.0, self.next_scan - time.monotonic())
+        return min(wait, DEFER_RETRY_SECONDS) if deferred else wait
+
+    def assign_pending(self) -> bool:
+        """Assign what can be assigned now; return True when jobs were deferred."""
+        if not any(self.heaps.values()):
+            return False
+        workers = self.candidates(self.live_records())
+        deferred = False
+        for job_type in sorted(self.heaps):
+            if self.stopping:
+                break
+            deferred |= self.assign_type(job_type, workers)
+        return deferred
+
+    def assign_type(self, job_type: str, workers: dict[str, Candidate]) -> bool:
+        heap = self.heaps[job_type]
+        waiting: list[tuple[int, float, str]] = []
+        while heap and not self.stopping:
+            offered = [
+                w for w in workers.values() if job_type in w["types"] and w["room"] > 0
+            ]
+            if not offered:
+                break
+            key = heap[0]
+            job = self.jobs.get(key[2])
+            if job is None:
+                heapq.heappop(heap)
+                continue
+            if not self.has_state(job):
+                waiting.append(heapq.heappop(heap))
+                continue
+            try:
+                choice = self.policies.choose(job, offered)  # type: ignore[arg-type]
+            except PolicyError as exc:
+                logs.log_event(
+                    logger, logging.ERROR, "policy.error", job_id=job["job_id"],
+                    type=job_type, policy=self.policies.context(job_type).policy,
+                    error=str(exc),
+                )
+                break
+            if choice is None:
+                break
+            heapq.heappop(heap)
+            self.jobs.pop(job["job_id"], None)
+            if self.lifecycle.assign(job, choice):
+                workers[choice]["room"] -= 1
+                workers[choice]["queued"] += 1
+        for key in waiting:
+            heapq.heappush(heap, key)
+        return bool(waiting)
+
+    def has_state(self, job: dict[str, Any]) -> bool:
+        """True when the job's state record exists, or was adopted after a long wait."""
+        job_id = job["job_id"]
+        if self.root.state_path(job_id).exists():
+            self.deferred_since.pop(job_id, None)
+            return True
+        first = self.deferred_since.setdefault(job_id, time.monotonic())
+        if time.monotonic() - first < ORPHAN_ADOPT_SECONDS:
+            return False
+        logs.log_event(logger, logging.WARNING, "job.adopted", job_id=job_id,
+                       reason="state record missing; written by the scheduler")
+        self.lifecycle.create_state(self.lifecycle.new_state(job, by=self.role))
+        self.deferred_since.pop(job_id, None)
+        return True

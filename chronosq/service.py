@@ -1,0 +1,100 @@
+"""The loop shared by ingest, scheduler and recovery.
+
+Signal handlers only set flags and the loop acts on them between steps, so a
+process never stops halfway through a transition. A child started by a
+supervisor also stops when that supervisor is gone.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+from types import FrameType
+
+from chronosq import config as config_module
+from chronosq import logs
+from chronosq.config import Config
+from chronosq.errors import ChronosQError
+from chronosq.layout import Root
+from chronosq.watch import Waiter
+
+logger = logging.getLogger(__name__)
+
+SUPERVISOR_PID_ENV = "CHRONOSQ_SUPERVISOR_PID"
+
+
+class Service:
+    """A long-running process that works one step at a time until told to stop."""
+
+    role = "service"
+
+    def __init__(self, root: Root, config: Config):
+        self.root = root
+        self.config = config
+        self.waiter = Waiter()
+        self.stopping = False
+        self.reload_requested = False
+        supervisor = os.environ.get(SUPERVISOR_PID_ENV)
+        self.supervisor_pid = int(supervisor) if supervisor else None
+
+    def _on_stop(self, signum: int, frame: FrameType | None) -> None:
+        self.stopping = True
+
+    def _on_reload(self, signum: int, frame: FrameType | None) -> None:
+        self.reload_requested = True
+
+    def install_signals(self) -> None:
+        signal.signal(signal.SIGTERM, self._on_stop)
+        signal.signal(signal.SIGINT, self._on_stop)
+        signal.signal(signal.SIGHUP, self._on_reload)
+        self.waiter.install_signal_wakeup()
+
+    def supervisor_gone(self) -> bool:
+        """True when this process was started by a supervisor that has exited."""
+        return self.supervisor_pid is not None and os.getppid() != self.supervisor_pid
+
+    def reload(self) -> None:
+        """Reread chronosq.toml; keep the old settings when the new ones are invalid."""
+        self.reload_requested = False
+        try:
+            self.config = config_module.load(self.root)
+        except ChronosQError as exc:
+            logs.log_event(logger, logging.ERROR, "config.reload_failed", error=str(exc))
+            return
+        logs.log_event(logger, logging.INFO, "config.reloaded")
+        self.on_reload()
+
+    def on_reload(self) -> None:
+        """Apply a reloaded configuration; subclasses override."""
+
+    def setup(self) -> None:
+        """Prepare before the first step; subclasses override."""
+
+    def step(self) -> float:
+        """Do one round of work; return the seconds to wait for changes before the next."""
+        raise NotImplementedError
+
+    def handle_changes(self, changes: list[tuple[object, str]]) -> None:
+        """Take note of files that changed while waiting; subclasses override."""
+
+    def run(self) -> int:
+        """Run steps until a stop signal or the supervisor's exit; return an exit code."""
+        self.install_signals()
+        logs.log_event(logger, logging.INFO, "process.started", root=str(self.root.path))
+        self.setup()
+        while not self.stopping:
+            if self.reload_requested:
+                self.reload()
+            if self.supervisor_gone():
+                logs.log_event(logger, logging.WARNING, "process.orphaned",
+                               supervisor_pid=self.supervisor_pid)
+                break
+            timeout = self.step()
+            if self.stopping:
+                break
+            changes = self.waiter.wait(timeout)
+            self.handle_changes(changes)  # type: ignore[arg-type]
+        logs.log_event(logger, logging.INFO, "process.stopped")
+        self.waiter.close()
+        return 0

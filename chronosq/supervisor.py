@@ -1,0 +1,267 @@
+"""Supervisor: start ingest, scheduler and recovery; restart them; stop them.
+
+The supervisor holds an exclusive flock on run/supervisor.lock and passes the
+locked descriptor to its children, so the lock stays held while any of them
+lives, even after the supervisor itself was killed. A second supervisor on the
+same root therefore fails until every process of the first is gone.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import logging
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from types import FrameType
+from typing import Any
+
+import psutil
+
+from chronosq import config as config_module
+from chronosq import fileops, logs
+from chronosq.config import Config
+from chronosq.errors import ChronosQError, RootError
+from chronosq.layout import Root
+from chronosq.lifecycle import HOST, utc_now
+from chronosq.policy import plugin_manager, validate
+from chronosq.registry import pid_alive, process_start_time
+from chronosq.service import SUPERVISOR_PID_ENV
+from chronosq.watch import Waiter
+
+logger = logging.getLogger(__name__)
+
+ROLES = ("ingest", "scheduler", "recovery")
+LOCK_NAME = "supervisor.lock"
+RECORD_NAME = "supervisor.json"
+
+
+@dataclass
+class Child:
+    """One supervised process and its restart bookkeeping."""
+
+    role: str
+    process: subprocess.Popen[bytes] | None = None
+    started_at: float = 0.0
+    started_at_utc: str = ""
+    restarts: int = 0
+    backoff_seconds: float = 0.0
+    restart_at: float = 0.0
+    last_exit: str | None = None
+    started_at_pid: float | None = None
+
+
+def describe_exit(returncode: int) -> str:
+    """Return 'exit status N' or 'signal NAME' for a child's return code."""
+    if returncode < 0:
+        try:
+            return f"signal {signal.Signals(-returncode).name}"
+        except ValueError:
+            return f"signal {-returncode}"
+    return f"exit status {returncode}"
+
+
+def acquire_lock(root: Root) -> int:
+    """Return a descriptor holding the root's supervisor lock; raise RootError if taken."""
+    root.run.mkdir(parents=True, exist_ok=True)
+    fd = os.open(root.run / LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        raise RootError(f"another supervisor is running on {root.path} ({lock_holders(root)}); "
+                        "stop it with SIGTERM first") from None
+    return fd
+
+
+def lock_holders(root: Root) -> str:
+    """Describe the live processes of the supervisor that holds the lock."""
+    parts = []
+    try:
+        record = fileops.read_json(root.run / RECORD_NAME)
+        if pid_alive(int(record["pid"]), float(record["pid_started_at"])):
+            parts.append(f"supervisor pid {record['pid']}")
+        else:
+            parts.append(f"supervisor pid {record['pid']} is gone but its children remain")
+    except (OSError, ValueError, KeyError, TypeError):
+        parts.append("supervisor record unreadable")
+    for role in ROLES:
+        try:
+            child = fileops.read_json(root.children / f"{role}.json")
+        except (OSError, ValueError):
+            continue
+        if child.get("pid") and child.get("pid_started_at") and pid_alive(
+            int(child["pid"]), float(child["pid_started_at"])
+        ):
+            parts.append(f"{role} pid {child['pid']}")
+    return ", ".join(parts)
+
+
+class Supervisor:
+    """Run the three children of a root until SIGTERM or SIGINT."""
+
+    def __init__(self, root: Root, config: Config):
+        self.root = root
+        self.config = config
+        self.children = {role: Child(role) for role in ROLES}
+        self.stopping = False
+        self.reload_requested = False
+        self.waiter = Waiter()
+        self.lock_fd = -1
+
+    def _on_stop(self, signum: int, frame: FrameType | None) -> None:
+        self.stopping = True
+
+    def _on_reload(self, signum: int, frame: FrameType | None) -> None:
+        self.reload_requested = True
+
+    def run(self) -> int:
+        """Supervise until told to stop; return the exit code."""
+        self.lock_fd = acquire_lock(self.root)
+        signal.signal(signal.SIGTERM, self._on_stop)
+        signal.signal(signal.SIGINT, self._on_stop)
+        signal.signal(signal.SIGHUP, self._on_reload)
+        signal.signal(signal.SIGCHLD, lambda signum, frame: None)
+        self.waiter.install_signal_wakeup()
+        self.write_record()
+        logs.log_event(logger, logging.INFO, "supervisor.started", root=str(self.root.path))
+        try:
+            while not self.stopping:
+                if self.reload_requested:
+                    self.reload()
+                self.reap()
+                self.spawn_due()
+                self.waiter.wait(self.next_wakeup())
+        finally:
+            self.stop_children()
+            fileops.unlink(self.root.run / RECORD_NAME, durable=False, missing_ok=True)
+            logs.log_event(logger, logging.INFO, "supervisor.stopped")
+            os.close(self.lock_fd)
+        return 0
+
+    def write_record(self) -> None:
+        record = {
+            "pid": os.getpid(),
+            "pid_started_at": process_start_time(os.getpid()),
+            "host": HOST,
+            "started_at": utc_now(),
+        }
+        fileops.write_json(self.root.run / RECORD_NAME, record, durable=self.config.durable)
+
+    def write_child_record(self, child: Child) -> None:
+        process = child.process
+        alive = process is not None and process.returncode is None
+        record: dict[str, Any] = {
+            "role": child.role,
+            "pid": process.pid if alive and process else None,
+            "pid_started_at": child.started_at_pid if alive else None,
+            "started_at": child.started_at_utc if alive else None,
+            "restarts": child.restarts,
+            "last_exit": child.last_exit,
+        }
+        fileops.write_json(self.root.children / f"{child.role}.json", record, durable=False)
+
+    def spawn(self, child: Child) -> None:
+        env = dict(os.environ, **{SUPERVISOR_PID_ENV: str(os.getpid())})
+        # subprocess forks and execs in C, so no Python signal handler of the
+        # supervisor can run in the child before exec; no signal mask is needed.
+        child.process = subprocess.Popen(
+            [sys.executable, "-m", "chronosq.child", child.role, str(self.root.path)],
+            pass_fds=(self.lock_fd,),
+            env=env,
+        )
+        child.started_at = time.monotonic()
+        child.started_at_utc = utc_now()
+        try:
+            child.started_at_pid = process_start_time(child.process.pid)
+        except psutil.NoSuchProcess:
+            child.started_at_pid = None
+        self.write_child_record(child)
+        logs.log_event(logger, logging.INFO, "child.started", child=child.role,
+                       child_pid=child.process.pid, restarts=child.restarts)
+
+    def spawn_due(self) -> None:
+        now = time.monotonic()
+        for child in self.children.values():
+            if child.process is None and now >= child.restart_at and not self.stopping:
+                self.spawn(child)
+
+    def reap(self) -> None:
+        """Notice children that exited and schedule their restart with backoff."""
+        for child in self.children.values():
+            process = child.process
+            if process is None or process.poll() is None:
+                continue
+            child.last_exit = describe_exit(process.returncode)
+            uptime = time.monotonic() - child.started_at
+            low = float(self.config.get("supervisor", "restart_backoff_min_seconds"))
+            high = float(self.config.get("supervisor", "restart_backoff_max_seconds"))
+            if uptime >= float(self.config.get("supervisor", "restart_stable_seconds")):
+                child.backoff_seconds = low
+            else:
+                child.backoff_seconds = min(high, max(low, child.backoff_seconds * 2))
+            child.restart_at = time.monotonic() + child.backoff_seconds
+            child.restarts += 1
+            child.process = None
+            self.write_child_record(child)
+            logs.log_event(logger, logging.WARNING, "child.exited", child=child.role,
+                           child_pid=process.pid, exit=child.last_exit,
+                           uptime_seconds=round(uptime, 3),
+                           restart_in_seconds=child.backoff_seconds)
+
+    def next_wakeup(self) -> float:
+        waits = [1.0]
+        now = time.monotonic()
+        for child in self.children.values():
+            if child.process is None:
+                waits.append(max(0.0, child.restart_at - now))
+        return min(waits)
+
+    def reload(self) -> None:
+        """Reread chronosq.toml and pass SIGHUP on; keep the old settings if invalid."""
+        self.reload_requested = False
+        try:
+            config = config_module.load(self.root)
+            validate(config, plugin_manager())
+        except ChronosQError as exc:
+            logs.log_event(logger, logging.ERROR, "config.reload_failed", error=str(exc))
+            return
+        self.config = config
+        for child in self.children.values():
+            if child.process is not None and child.process.poll() is None:
+                child.process.send_signal(signal.SIGHUP)
+        logs.log_event(logger, logging.INFO, "config.reloaded")
+
+    def stop_children(self) -> None:
+        """SIGTERM every child, wait the grace period, then SIGKILL what remains."""
+        running = [c for c in self.children.values() if c.process and c.process.poll() is None]
+        for child in running:
+            child.process.terminate()  # type: ignore[union-attr]
+        deadline = time.monotonic() + float(self.config.get("supervisor", "stop_grace_seconds"))
+        for child in running:
+            process = child.process
+            assert process is not None
+            try:
+                process.wait(timeout=max(0.0, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                logs.log_event(logger, logging.WARNING, "child.killed", child=child.role,
+                               child_pid=process.pid, reason="did not stop within grace")
+                process.kill()
+                process.wait()
+            child.last_exit = describe_exit(process.returncode)
+            self.write_child_record(child)
+            logs.log_event(logger, logging.INFO, "child.stopped", child=child.role,
+                           child_pid=process.pid, exit=child.last_exit)
+
+
+def supervise(root: Root) -> int:
+    """Validate the configuration, then supervise the root in the foreground."""
+    config = config_module.load(root.require())
+    validate(config, plugin_manager())
+    root.make_folders()
+    logs.setup(root, "supervisor", config.get("logging", "level"),
+               config.get("logging", "file"), config.get("logging", "stderr"))
+    return Supervisor(root, config).run()

@@ -1,0 +1,352 @@
+"""Workers: claim jobs from their queue folders, run them, record the outcome.
+
+A worker registers in workers/ with its pid and the pid's start time, so
+recovery can tell a dead worker from a live one and a reused pid from the
+original. A heartbeat thread rewrites the record and refreshes the claim file
+of the running job, so a long job is not taken for a stuck one.
+
+The outcome is written as <job_id>.json.success or .failure next to the claim,
+then the claim is removed; recovery moves the outcome out of the queue.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import logging
+import os
+import signal
+import subprocess
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+from chronosq import config as config_module
+from chronosq import fileops, logs
+from chronosq.config import Config
+from chronosq.errors import WorkerError
+from chronosq.layout import (
+    ASSIGNED,
+    FAILURE,
+    PROCESSING,
+    SUCCESS,
+    Root,
+    job_id_of,
+    validate_type,
+    validate_worker_id,
+)
+from chronosq.lifecycle import HOST, Lifecycle, State, job_fields, utc_now
+from chronosq.registry import pid_alive, process_start_time, read_record
+from chronosq.watch import Waiter
+
+logger = logging.getLogger(__name__)
+
+Handler = Callable[[dict[str, Any]], Any]
+
+# Characters of a failed command's standard error kept as the job's error.
+STDERR_TAIL_CHARS = 2000
+
+
+class JobFailed(Exception):
+    """Raised by a runner when a job failed; the message is the job's error."""
+
+
+def load_handler(spec: str) -> Handler:
+    """Import `module:function` and return the function."""
+    module_name, _, attr = spec.partition(":")
+    if not module_name or not attr:
+        raise WorkerError(f"invalid handler {spec!r}: use module:function")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise WorkerError(f"cannot import handler module {module_name!r}: {exc}") from None
+    handler = getattr(module, attr, None)
+    if not callable(handler):
+        raise WorkerError(f"handler {spec!r}: {module_name} has no function {attr!r}")
+    return handler  # type: ignore[no-any-return]
+
+
+class Worker:
+    """One worker process serving one or more job types."""
+
+    def __init__(
+        self,
+        root: Root | str | os.PathLike[str],
+        worker_id: str,
+        types: list[str],
+        *,
+        handler: Handler | None = None,
+        command: list[str] | None = None,
+        capacity: int | None = None,
+        config: Config | None = None,
+    ):
+        if (handler is None) == (not command):
+            raise WorkerError("give a worker either a handler or a command, not both")
+        self.root = root if isinstance(root, Root) else Root.find(root)
+        self.config = config or config_module.load(self.root)
+        self.worker_id = validate_worker_id(worker_id)
+        if not types:
+            raise WorkerError("a worker needs at least one --type")
+        self.types = [validate_type(t) for t in types]
+        self.handler = handler
+        self.command = command
+        self.capacity = capacity or int(self.config.get("worker", "capacity"))
+        if self.capacity < 1:
+            raise WorkerError(f"invalid capacity {self.capacity}: use 1 or more")
+        self.lifecycle = Lifecycle(self.root, self.config, "worker")
+        self.waiter = Waiter()
+        self.stopping = False
+        self.current: Path | None = None
+        self.lock = threading.Lock()
+        self.heartbeat_stop = threading.Event()
+        self.pid = os.getpid()
+        self.started_at = utc_now()
+
+    # -- registration ----------------------------------------------------------
+
+    def register(self) -> None:
+        """Write this worker's record; raise WorkerError when the id is live elsewhere."""
+        existing = read_record(self.root.worker_path(self.worker_id))
+        if existing is not None and existing.get("host") == HOST and existing["pid"] != self.pid:
+            if pid_alive(int(existing["pid"]), float(existing["pid_started_at"])):
+                raise WorkerError(
+                    f"worker id {self.worker_id!r} is already running as pid "
+                    f"{existing['pid']}; stop it or choose another --worker-id"
+                )
+        self.write_record()
+        for job_type in self.types:
+            folder = self.root.queue_dir(job_type, self.worker_id)
+            folder.mkdir(parents=True, exist_ok=True)
+            self.waiter.watch(folder)
+        self.requeue_leftovers()
+        logs.log_event(logger, logging.INFO, "worker.started", worker_id=self.worker_id,
+                       types=self.types, capacity=self.capacity, pid=self.pid)
+
+    def write_record(self) -> None:
+        record = {
+            "worker_id": self.worker_id,
+            "types": self.types,
+            "host": HOST,
+            "pid": self.pid,
+            "pid_started_at": process_start_time(self.pid),
+            "capacity": self.capacity,
+            "started_at": self.started_at,
+            "heartbeat_at": utc_now(),
+            "mode": "command" if self.command else "handler",
+        }
+        fileops.write_json(self.root.worker_path(self.worker_id), record,
+                           durable=self.lifecycle.durable)
+
+    def requeue_leftovers(self) -> None:
+        """Requeue claims an earlier process under this id left when it died."""
+        for job_type in self.types:
+            folder = self.root.queue_dir(job_type, self.worker_id)
+            for name in fileops.listdir(folder):
+                if job_id_of(name, PROCESSING) is None:
+                    continue
+                job = self.read_job(folder / name)
+                if job is not None:
+                    self.lifecycle.requeue(
+                        folder / name, job, worker_id=self.worker_id, count_attempt=True,
+                        reason=f"worker {self.worker_id} restarted while running the job",
+                    )
+
+    def unregister(self) -> None:
+        """Remove the record, then hand queued jobs back to pending."""
+        fileops.unlink(self.root.worker_path(self.worker_id),
+                       durable=self.lifecycle.durable, missing_ok=True)
+        for job_type in self.types:
+            folder = self.root.queue_dir(job_type, self.worker_id)
+            for name in sorted(fileops.listdir(folder)):
+                if job_id_of(name, ASSIGNED) is None:
+                    continue
+                job = self.read_job(folder / name)
+                if job is not None:
+                    self.lifecycle.requeue(
+                        folder / name, job, worker_id=self.worker_id, count_attempt=False,
+                        reason=f"worker {self.worker_id} stopped",
+                    )
+
+    # -- heartbeat -------------------------------------------------------------
+
+    def heartbeat_loop(self) -> None:
+        interval = float(self.config.get("worker", "heartbeat_seconds"))
+        while not self.heartbeat_stop.wait(interval):
+            try:
+                self.write_record()
+                with self.lock:
+                    current = self.current
+                if current is not None:
+                    fileops.touch(current)
+            except OSError as exc:
+                logs.log_event(logger, logging.ERROR, "worker.heartbeat_failed",
+                               worker_id=self.worker_id, error=str(exc))
+
+    # -- main loop -------------------------------------------------------------
+
+    def _on_stop(self, signum: int, frame: FrameType | None) -> None:
+        self.stopping = True
+
+    def run(self) -> int:
+        """Serve jobs until SIGTERM or SIGINT; return an exit code."""
+        if threading.current_thread() is threading.main_thread():
+            signal.signal(signal.SIGTERM, self._on_stop)
+            signal.signal(signal.SIGINT, self._on_stop)
+            self.waiter.install_signal_wakeup()
+        self.register()
+        beat = threading.Thread(target=self.heartbeat_loop, name="heartbeat", daemon=True)
+        beat.start()
+        try:
+            while not self.stopping:
+                path = self.next_job()
+                if path is None:
+                    self.waiter.wait(float(self.config.get("worker", "heartbeat_seconds")))
+                    continue
+                self.process(path)
+        finally:
+            self.heartbeat_stop.set()
+            beat.join()
+            self.unregister()
+            self.waiter.close()
+            logs.log_event(logger, logging.INFO, "worker.stopped", worker_id=self.worker_id)
+        return 0
+
+    def next_job(self) -> Path | None:
+        """Return the path of the job assigned earliest, or None when the queue is empty."""
+        assigned: list[tuple[int, Path]] = []
+        for job_type in self.types:
+            folder = self.root.queue_dir(job_type, self.worker_id)
+            for name in fileops.listdir(folder):
+                if job_id_of(name, ASSIGNED) is None:
+                    continue
+                try:
+                    # The scheduler's rename set ctime, so it orders assignments.
+                    assigned.append((os.stat(folder / name).st_ctime_ns, folder / name))
+                except FileNotFoundError:
+                    continue
+        if not assigned:
+            return None
+        return min(assigned)[1]
+
+    def read_job(self, path: Path) -> dict[str, Any] | None:
+        try:
+            job = fileops.read_json(path)
+        except FileNotFoundError:
+            return None
+        except (OSError, ValueError) as exc:
+            logs.log_event(logger, logging.ERROR, "job.unreadable", path=str(path),
+                           worker_id=self.worker_id, error=str(exc))
+            return None
+        return job if isinstance(job, dict) else None
+
+    def process(self, path: Path) -> None:
+        """Claim one assigned job, run it and record its outcome."""
+        claim = path.with_name(path.name[: -len(ASSIGNED)] + PROCESSING)
+        try:
+            fileops.rename(path, claim, durable=self.lifecycle.durable)
+        except FileNotFoundError:
+            return  # recovery took it back first
+        job = self.read_job(claim)
+        if job is None:
+            return
+        record = self.lifecycle.read_state(job["job_id"]) or {}
+        attempt = int(record.get("attempts", 0)) + 1
+        with self.lock:
+            self.current = claim
+        self.lifecycle.transition(job, "claimed", State.PROCESSING,
+                                  worker_id=self.worker_id, attempts=attempt, attempt=attempt)
+        task = dict(job_fields(job), attempt=attempt, worker_id=self.worker_id)
+        started = time.monotonic()
+        try:
+            result = self.execute(task)
+        except JobFailed as exc:
+            self.finish(claim, job, attempt, error=str(exc), started=started)
+        except Exception as exc:
+            self.finish(claim, job, attempt, error=f"{type(exc).__name__}: {exc}",
+                        started=started)
+        else:
+            self.finish(claim, job, attempt, result=result, started=started)
+        finally:
+            with self.lock:
+                self.current = None
+
+    def execute(self, task: dict[str, Any]) -> Any:
+        """Run the job and return its result; raise JobFailed or any error on failure."""
+        if self.handler is not None:
+            result = self.handler(task)
+            try:
+                json.dumps(result)
+            except (TypeError, ValueError) as exc:
+                raise JobFailed(f"handler returned a result that is not JSON: {exc}") from None
+            return result
+        return self.run_command(task)
+
+    def run_command(self, task: dict[str, Any]) -> Any:
+        """Run the command with the job as JSON on stdin; stdout is the result."""
+        assert self.command is not None
+        process = subprocess.Popen(
+            self.command, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
+        grace = float(self.config.get("worker", "stop_grace_seconds"))
+        deadline: float | None = None
+        data: bytes | None = json.dumps(task).encode()
+        while True:
+            try:
+                stdout, stderr = process.communicate(data, timeout=0.2)
+                break
+            except subprocess.TimeoutExpired:
+                data = None
+                if self.stopping and deadline is None:
+                    deadline = time.monotonic() + grace
+                if deadline is not None and time.monotonic() > deadline:
+                    process.kill()
+        if process.returncode != 0:
+            tail = stderr.decode(errors="replace")[-STDERR_TAIL_CHARS:].strip()
+            if process.returncode < 0:
+                cause = f"command killed by {signal.Signals(-process.returncode).name}"
+            else:
+                cause = f"command exited with status {process.returncode}"
+            raise JobFailed(f"{cause}: {tail}" if tail else cause)
+        text = stdout.decode(errors="replace")
+        try:
+            return json.loads(text)
+        except ValueError:
+            return text.strip()
+
+    def finish(
+        self,
+        claim: Path,
+        job: dict[str, Any],
+        attempt: int,
+        *,
+        started: float,
+        result: Any = None,
+        error: str | None = None,
+    ) -> None:
+        """Write the outcome beside the claim, then drop the claim."""
+        outcome = dict(job_fields(job), attempt=attempt, worker_id=self.worker_id,
+                       finished_at=utc_now())
+        if error is None:
+            outcome["result"] = result
+            suffix = SUCCESS
+        else:
+            outcome["error"] = error
+            suffix = FAILURE
+        if not claim.exists():
+            logs.log_event(logger, logging.WARNING, "job.claim_lost", job_id=job["job_id"],
+                           worker_id=self.worker_id, attempt=attempt)
+        target = claim.with_name(claim.name[: -len(PROCESSING)] + suffix)
+        fileops.write_json(target, outcome, durable=self.lifecycle.durable)
+        fileops.unlink(claim, durable=self.lifecycle.durable, missing_ok=True)
+        logs.log_event(
+            logger,
+            logging.INFO if error is None else logging.WARNING,
+            "job.finished" if error is None else "job.errored",
+            job_id=job["job_id"], type=job.get("type"), worker_id=self.worker_id,
+            attempt=attempt, error=error,
+            duration_seconds=round(time.monotonic() - started, 6),
+        )

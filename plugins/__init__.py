@@ -1,0 +1,1 @@
+"""Assignment policies that ship with ChronosQ, one per module."""
