@@ -13,6 +13,7 @@ import hashlib
 import logging
 import os
 import socket
+import time
 from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
@@ -43,6 +44,14 @@ FINISHED_STATES = (State.SUCCEEDED, State.FAILED)
 OUTCOME_KEYS = ("result", "error", "attempt", "worker_id", "finished_at")
 
 HOST = socket.gethostname()
+
+# Seconds the next process waits for a state record to catch up with a rename
+# before it takes the previous process for dead and goes on.
+STATE_LAG_SECONDS = 5.0
+# Seconds a pending job may lack a state record before the scheduler writes one.
+# Ingest writes the record right after the job file, or again when it replays
+# the event after a crash, so only a job whose event was removed waits this long.
+MISSING_STATE_SECONDS = 300.0
 
 
 def utc_now() -> str:
@@ -156,11 +165,16 @@ class Lifecycle:
         *,
         worker_id: str | None = None,
         level: int = logging.INFO,
+        record: dict[str, Any] | None = None,
         **details: Any,
     ) -> dict[str, Any]:
-        """Record a transition the caller has just made: state file, then a log line."""
+        """Record a transition the caller has just made: state file, then a log line.
+
+        `record` is the state record the caller read before its rename, if any.
+        """
         job_id = job["job_id"]
-        record = self.read_state(job_id) or self.new_state(job, by=self.role)
+        if record is None:
+            record = self.read_state(job_id) or self.new_state(job, by=self.role)
         now = utc_now()
         entry: dict[str, Any] = {"at": now, "event": event, "state": state.value}
         entry["by"] = self.role
@@ -202,9 +216,45 @@ class Lifecycle:
 
     # -- transitions ---------------------------------------------------------
 
-    def assign(self, job: dict[str, Any], worker_id: str) -> bool:
+    def state_lags(
+        self,
+        path: Path,
+        record: dict[str, Any] | None,
+        state: State,
+        worker_id: str | None = None,
+    ) -> bool:
+        """True while the state record does not yet show the job at `path` in `state`.
+
+        The process that renamed a job into a place writes the state record just
+        after; the next process waits for that write, so each record has one
+        writer at a time. A record still behind STATE_LAG_SECONDS after the rename
+        belongs to a process that died in between, and the next process goes on.
+        """
+        if record is not None and record.get("state") == state.value and (
+            worker_id is None or record.get("worker_id") == worker_id
+        ):
+            return False
+        try:
+            moved_at = os.stat(path).st_ctime
+        except FileNotFoundError:
+            return True
+        limit = STATE_LAG_SECONDS if record is not None else MISSING_STATE_SECONDS
+        if time.time() - moved_at < limit:
+            return True
+        logs.log_event(
+            logger, logging.WARNING, "state.repaired", job_id=path.name.split(".json")[0],
+            expected=state.value, found=(record or {}).get("state"), worker_id=worker_id,
+        )
+        return False
+
+    def assign(
+        self, job: dict[str, Any], worker_id: str, record: dict[str, Any] | None = None
+    ) -> bool:
         """Move a pending job into a worker's queue; False if it was gone."""
         job_id = job["job_id"]
+        if record is None:
+            # Ingest stopped between writing the job and its state record.
+            self.create_state(self.new_state(job, by=self.role))
         queue = self.root.queue_dir(job["type"], worker_id)
         queue.mkdir(parents=True, exist_ok=True)
         src = self.root.jobs / f"{job_id}{ASSIGNED}"
@@ -212,7 +262,7 @@ class Lifecycle:
             fileops.rename(src, queue / f"{job_id}{ASSIGNED}", durable=self.durable)
         except FileNotFoundError:
             return False
-        self.transition(job, "assigned", State.ASSIGNED, worker_id=worker_id)
+        self.transition(job, "assigned", State.ASSIGNED, worker_id=worker_id, record=record)
         return True
 
     def requeue(

@@ -17,7 +17,7 @@ from typing import Any
 from chronosq import fileops, logs
 from chronosq.defaults import PRIORITIES
 from chronosq.layout import ASSIGNED, job_id_of
-from chronosq.lifecycle import Lifecycle, parse_time
+from chronosq.lifecycle import Lifecycle, State, parse_time
 from chronosq.policy import Policies, PolicyError, plugin_manager
 from chronosq.policy_types import Candidate
 from chronosq.registry import queue_load, read_records, worker_alive
@@ -26,11 +26,8 @@ from chronosq.service import Service
 logger = logging.getLogger(__name__)
 
 PRIORITY_RANK = {name: rank for rank, name in enumerate(PRIORITIES)}
-# A job file whose state record is missing waits this long for ingest to write
-# it; after that the scheduler writes the record itself.
-ORPHAN_ADOPT_SECONDS = 300.0
-# Wait before retrying jobs deferred for a missing state record.
-DEFER_RETRY_SECONDS = 0.05
+# Seconds before retrying jobs whose state record lags behind their file.
+DEFER_RETRY_SECONDS = 0.02
 LIVENESS_CACHE_SECONDS = 0.5
 
 
@@ -44,7 +41,6 @@ class Scheduler(Service):
         self.policies = Policies(self.root, self.config, plugin_manager())
         self.heaps: dict[str, list[tuple[int, float, str]]] = {}
         self.jobs: dict[str, dict[str, Any]] = {}
-        self.deferred_since: dict[str, float] = {}
         self.workers_changed = True
         self.records: dict[str, Any] = {}
         self.live: dict[str, bool] = {}
@@ -184,7 +180,9 @@ class Scheduler(Service):
             if job is None:
                 heapq.heappop(heap)
                 continue
-            if not self.has_state(job):
+            record = self.lifecycle.read_state(job["job_id"])
+            path = self.root.jobs / f"{job['job_id']}{ASSIGNED}"
+            if self.lifecycle.state_lags(path, record, State.PENDING):
                 waiting.append(heapq.heappop(heap))
                 continue
             try:
@@ -200,24 +198,9 @@ class Scheduler(Service):
                 break
             heapq.heappop(heap)
             self.jobs.pop(job["job_id"], None)
-            if self.lifecycle.assign(job, choice):
+            if self.lifecycle.assign(job, choice, record):
                 workers[choice]["room"] -= 1
                 workers[choice]["queued"] += 1
         for key in waiting:
             heapq.heappush(heap, key)
         return bool(waiting)
-
-    def has_state(self, job: dict[str, Any]) -> bool:
-        """True when the job's state record exists, or was adopted after a long wait."""
-        job_id = job["job_id"]
-        if self.root.state_path(job_id).exists():
-            self.deferred_since.pop(job_id, None)
-            return True
-        first = self.deferred_since.setdefault(job_id, time.monotonic())
-        if time.monotonic() - first < ORPHAN_ADOPT_SECONDS:
-            return False
-        logs.log_event(logger, logging.WARNING, "job.adopted", job_id=job_id,
-                       reason="state record missing; written by the scheduler")
-        self.lifecycle.create_state(self.lifecycle.new_state(job, by=self.role))
-        self.deferred_since.pop(job_id, None)
-        return True

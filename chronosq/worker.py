@@ -48,6 +48,8 @@ Handler = Callable[[dict[str, Any]], Any]
 
 # Characters of a failed command's standard error kept as the job's error.
 STDERR_TAIL_CHARS = 2000
+# Seconds before looking again at jobs whose state record lags their file.
+STATE_RETRY_SECONDS = 0.02
 
 
 class JobFailed(Exception):
@@ -201,11 +203,12 @@ class Worker:
         beat.start()
         try:
             while not self.stopping:
-                path = self.next_job()
-                if path is None:
+                assigned = self.assigned_jobs()
+                if not assigned:
                     self.waiter.wait(float(self.config.get("worker", "heartbeat_seconds")))
                     continue
-                self.process(path)
+                if not self.process_first_ready(assigned):
+                    self.waiter.wait(STATE_RETRY_SECONDS)
         finally:
             self.heartbeat_stop.set()
             beat.join()
@@ -214,8 +217,8 @@ class Worker:
             logs.log_event(logger, logging.INFO, "worker.stopped", worker_id=self.worker_id)
         return 0
 
-    def next_job(self) -> Path | None:
-        """Return the path of the job assigned earliest, or None when the queue is empty."""
+    def assigned_jobs(self) -> list[Path]:
+        """Return the paths of assigned jobs, earliest assignment first."""
         assigned: list[tuple[int, Path]] = []
         for job_type in self.types:
             folder = self.root.queue_dir(job_type, self.worker_id)
@@ -227,9 +230,18 @@ class Worker:
                     assigned.append((os.stat(folder / name).st_ctime_ns, folder / name))
                 except FileNotFoundError:
                     continue
-        if not assigned:
-            return None
-        return min(assigned)[1]
+        return [path for _, path in sorted(assigned)]
+
+    def process_first_ready(self, assigned: list[Path]) -> bool:
+        """Process the first job whose state record shows the assignment; False if none."""
+        for path in assigned:
+            job_id = path.name[: -len(ASSIGNED)]
+            record = self.lifecycle.read_state(job_id)
+            if self.lifecycle.state_lags(path, record, State.ASSIGNED, self.worker_id):
+                continue
+            self.process(path, record)
+            return True
+        return False
 
     def read_job(self, path: Path) -> dict[str, Any] | None:
         try:
@@ -242,7 +254,7 @@ class Worker:
             return None
         return job if isinstance(job, dict) else None
 
-    def process(self, path: Path) -> None:
+    def process(self, path: Path, record: dict[str, Any] | None) -> None:
         """Claim one assigned job, run it and record its outcome."""
         claim = path.with_name(path.name[: -len(ASSIGNED)] + PROCESSING)
         try:
@@ -251,12 +263,12 @@ class Worker:
             return  # recovery took it back first
         job = self.read_job(claim)
         if job is None:
+            self.set_aside(claim)
             return
-        record = self.lifecycle.read_state(job["job_id"]) or {}
-        attempt = int(record.get("attempts", 0)) + 1
+        attempt = int((record or {}).get("attempts", 0)) + 1
         with self.lock:
             self.current = claim
-        self.lifecycle.transition(job, "claimed", State.PROCESSING,
+        self.lifecycle.transition(job, "claimed", State.PROCESSING, record=record,
                                   worker_id=self.worker_id, attempts=attempt, attempt=attempt)
         task = dict(job_fields(job), attempt=attempt, worker_id=self.worker_id)
         started = time.monotonic()
@@ -272,6 +284,16 @@ class Worker:
         finally:
             with self.lock:
                 self.current = None
+
+    def set_aside(self, claim: Path) -> None:
+        """Move an unreadable job file to error/ so it is not claimed again."""
+        target = self.root.error / f"{claim.name}.{time.time_ns()}.unreadable"
+        try:
+            fileops.rename(claim, target, durable=self.lifecycle.durable)
+        except FileNotFoundError:
+            return
+        logs.log_event(logger, logging.ERROR, "job.set_aside", path=str(target),
+                       worker_id=self.worker_id, reason="unreadable job file")
 
     def execute(self, task: dict[str, Any]) -> Any:
         """Run the job and return its result; raise JobFailed or any error on failure."""
