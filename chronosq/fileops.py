@@ -14,11 +14,39 @@ from __future__ import annotations
 import json
 import os
 import secrets
+import signal
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 fault_hook: Callable[[str, str], None] | None = None
+
+# CRASH_ENV="OP:PATH_PART:MARKER" makes the process SIGKILL itself before the
+# first operation OP on a path containing PATH_PART, unless the file MARKER
+# exists; it creates MARKER first, so the restarted process runs through. Tests
+# use it to crash a real process at an exact point of a transition.
+CRASH_ENV = "CHRONOSQ_CRASH_AT"
+
+
+def _crash_hook_from_env() -> Callable[[str, str], None] | None:
+    spec = os.environ.get(CRASH_ENV)
+    if not spec:
+        return None
+    op, part, marker = spec.split(":", 2)
+
+    def crash(current_op: str, path: str) -> None:
+        if current_op != op or part not in path:
+            return
+        try:
+            os.close(os.open(marker, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644))
+        except FileExistsError:
+            return
+        os.kill(os.getpid(), signal.SIGKILL)
+
+    return crash
+
+
+fault_hook = _crash_hook_from_env()
 
 
 def _before(op: str, path: Path | str) -> None:

@@ -1,0 +1,197 @@
+"""Fixtures that start real ChronosQ processes in temporary roots and always reap them."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import psutil
+import pytest
+import tomli_w
+
+TESTS = Path(__file__).resolve().parent
+
+# Short intervals keep the tests quick; each test states what else it changes.
+FAST_SETTINGS: dict[str, dict[str, Any]] = {
+    "ingest": {"rescan_seconds": 1.0},
+    "scheduler": {"rescan_seconds": 1.0, "worker_stale_seconds": 5.0},
+    "recovery": {"interval_seconds": 0.2},
+    "supervisor": {"restart_backoff_min_seconds": 0.1, "stop_grace_seconds": 5.0},
+    "worker": {"heartbeat_seconds": 0.5, "stop_grace_seconds": 2.0},
+    "defaults": {"timeout": 60.0, "max_attempts": 3},
+}
+
+
+def wait_for(
+    predicate: Callable[[], Any], timeout: float = 30.0, message: str = "condition"
+) -> Any:
+    """Poll `predicate` until it returns a true value; fail after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out after {timeout:g}s waiting for {message}")
+        time.sleep(0.05)
+
+
+def write_config(root: Path, overrides: dict[str, dict[str, Any]] | None = None) -> None:
+    settings = {section: dict(values) for section, values in FAST_SETTINGS.items()}
+    for section, values in (overrides or {}).items():
+        settings.setdefault(section, {}).update(values)
+    (root / "chronosq.toml").write_text(tomli_w.dumps(settings))
+
+
+def drop_event(root: Path, name: str, event: Any) -> Path:
+    """Write an event the way a producer should: a .tmp name, then a rename."""
+    data = event if isinstance(event, (bytes, str)) else json.dumps(event)
+    tmp = root / "input" / f"{name}.tmp"
+    tmp.write_bytes(data.encode() if isinstance(data, str) else data)
+    final = root / "input" / name
+    os.rename(tmp, final)
+    return final
+
+
+def read_state(root: Path, job_id: str) -> dict[str, Any]:
+    return json.loads((root / "state" / f"{job_id}.state.json").read_text())
+
+
+def names(folder: Path, suffix: str = ".json") -> list[str]:
+    return sorted(n for n in os.listdir(folder) if n.endswith(suffix))
+
+
+def all_job_files(root: Path) -> list[Path]:
+    """Every job file in every lifecycle place, for exactly-once checks."""
+    found = [p for p in (root / "jobs").glob("*.json")]
+    found += [p for p in (root / "hold").glob("*.json")]
+    found += [p for p in (root / "output").glob("*.json")]
+    found += [p for p in (root / "error").glob("*.json")]
+    for pattern in ("*.json", "*.json.processing", "*.json.success", "*.json.failure"):
+        found += list((root / "broker" / "types").glob(f"*/*/{pattern}"))
+    return found
+
+
+class Processes:
+    """Starts ChronosQ processes and stops them, with their children, at teardown."""
+
+    def __init__(self, root: Path, log_dir: Path):
+        self.root = root
+        self.log_dir = log_dir
+        self.started: list[subprocess.Popen[bytes]] = []
+
+    def env(self, extra: dict[str, str] | None = None) -> dict[str, str]:
+        env = dict(os.environ)
+        env["PYTHONPATH"] = os.pathsep.join([str(TESTS), env.get("PYTHONPATH", "")])
+        env.update(extra or {})
+        return env
+
+    def start(self, *args: str, env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
+        index = len(self.started)
+        out = open(self.log_dir / f"proc{index}.out", "wb")
+        process = subprocess.Popen(
+            [sys.executable, "-m", "chronosq", *args, "--root", str(self.root)],
+            stdout=out, stderr=subprocess.STDOUT, env=self.env(env), cwd=self.root,
+        )
+        out.close()
+        self.started.append(process)
+        return process
+
+    def supervisor(self, env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
+        process = self.start("supervise", env=env)
+        wait_for(lambda: self.children_up(process), 20, "supervisor children to start")
+        return process
+
+    def children_up(self, supervisor: subprocess.Popen[bytes]) -> bool:
+        try:
+            children = psutil.Process(supervisor.pid).children()
+        except psutil.NoSuchProcess:
+            return False
+        return len(children) == 3 and all(
+            (self.root / "run" / "children" / f"{role}.json").exists()
+            for role in ("ingest", "scheduler", "recovery")
+        )
+
+    def worker(self, worker_id: str, *types: str, handler: str = "fixtures:echo",
+               capacity: int = 2) -> subprocess.Popen[bytes]:
+        args = ["worker", "--worker-id", worker_id, "--capacity", str(capacity),
+                "--handler", handler]
+        for job_type in types or ("t",):
+            args += ["--type", job_type]
+        process = self.start(*args)
+        wait_for(lambda: worker_registered(self.root, worker_id, process.pid), 20,
+                 f"worker {worker_id} to register")
+        return process
+
+    def output(self, process: subprocess.Popen[bytes]) -> str:
+        index = self.started.index(process)
+        return (self.log_dir / f"proc{index}.out").read_text(errors="replace")
+
+    def stop_all(self) -> None:
+        for process in self.started:
+            try:
+                family = [psutil.Process(process.pid)]
+                family += family[0].children(recursive=True)
+            except psutil.NoSuchProcess:
+                family = []
+            for member in family:
+                try:
+                    member.send_signal(signal.SIGCONT)
+                    member.kill()
+                except psutil.NoSuchProcess:
+                    pass
+            process.wait(timeout=10)
+
+
+def worker_registered(root: Path, worker_id: str, pid: int) -> bool:
+    try:
+        record = json.loads((root / "workers" / f"{worker_id}.json").read_text())
+    except (FileNotFoundError, ValueError):
+        return False
+    return record.get("pid") == pid
+
+
+def child_pid(root: Path, role: str) -> int | None:
+    try:
+        return json.loads((root / "run" / "children" / f"{role}.json").read_text())["pid"]
+    except (FileNotFoundError, ValueError, KeyError):
+        return None
+
+
+def status_json(root: Path) -> dict[str, Any]:
+    done = subprocess.run(
+        [sys.executable, "-m", "chronosq", "status", "--json", "--root", str(root)],
+        capture_output=True, text=True, timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout)
+
+
+def log_events(root: Path) -> list[dict[str, Any]]:
+    lines = (root / "logs" / "chronosq.log").read_text().splitlines()
+    return [json.loads(line) for line in lines if line.strip()]
+
+
+@pytest.fixture
+def root(tmp_path: Path) -> Path:
+    """An initialised root with fast intervals."""
+    path = tmp_path / "root"
+    path.mkdir()
+    subprocess.run([sys.executable, "-m", "chronosq", "init", "--root", str(path)],
+                   check=True, capture_output=True)
+    write_config(path)
+    return path
+
+
+@pytest.fixture
+def procs(root: Path, tmp_path: Path) -> Iterator[Processes]:
+    manager = Processes(root, tmp_path)
+    yield manager
+    manager.stop_all()

@@ -1,0 +1,30 @@
+"""Handlers that test workers import by `module:function`."""
+
+from __future__ import annotations
+
+import os
+import time
+from typing import Any
+
+
+def echo(job: dict[str, Any]) -> dict[str, Any]:
+    """Return the payload and the attempt."""
+    return {"payload": job["payload"], "attempt": job["attempt"]}
+
+
+def pause(job: dict[str, Any]) -> dict[str, Any]:
+    """Sleep `payload.seconds` (default 0.01), then echo."""
+    time.sleep(float(job["payload"].get("seconds", 0.01)))
+    return echo(job)
+
+
+def slow_first_attempt(job: dict[str, Any]) -> dict[str, Any]:
+    """Hang on the first attempt, so the worker can be killed mid-job."""
+    if job["attempt"] == 1:
+        time.sleep(120)
+    return echo(job)
+
+
+def always_fail(job: dict[str, Any]) -> None:
+    """Fail every attempt with an error that names the attempt."""
+    raise RuntimeError(f"boom on attempt {job['attempt']} in pid {os.getpid()}")
