@@ -114,10 +114,9 @@ class Processes:
             children = psutil.Process(supervisor.pid).children()
         except psutil.NoSuchProcess:
             return False
-        return len(children) == 3 and all(
-            (self.root / "run" / "children" / f"{role}.json").exists()
-            for role in ("ingest", "scheduler", "recovery")
-        )
+        if len(children) != 3:
+            return False
+        return children_ready(self.root)
 
     def worker(self, worker_id: str, *types: str, handler: str = "fixtures:echo",
                capacity: int = 2) -> subprocess.Popen[bytes]:
@@ -165,6 +164,18 @@ def child_pid(root: Path, role: str) -> int | None:
         return None
 
 
+def children_ready(root: Path) -> bool:
+    """True when each child named in run/children/ has logged that it started."""
+    pids = {child_pid(root, role) for role in ("ingest", "scheduler", "recovery")}
+    if None in pids:
+        return False
+    try:
+        started = {e["pid"] for e in log_events(root) if e["event"] == "process.started"}
+    except FileNotFoundError:
+        return False
+    return pids <= started
+
+
 def status_json(root: Path) -> dict[str, Any]:
     done = subprocess.run(
         [sys.executable, "-m", "chronosq", "status", "--json", "--root", str(root)],
@@ -175,8 +186,11 @@ def status_json(root: Path) -> dict[str, Any]:
 
 
 def log_events(root: Path) -> list[dict[str, Any]]:
-    lines = (root / "logs" / "chronosq.log").read_text().splitlines()
-    return [json.loads(line) for line in lines if line.strip()]
+    text = (root / "logs" / "chronosq.log").read_text()
+    # A line another process is writing right now may be cut short; complete
+    # lines end in a newline.
+    complete = text[: text.rfind("\n") + 1]
+    return [json.loads(line) for line in complete.splitlines() if line.strip()]
 
 
 @pytest.fixture

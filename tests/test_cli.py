@@ -1,0 +1,175 @@
+"""Each command through typer's test runner, for output and exit code."""
+
+from __future__ import annotations
+
+import json
+import tomllib
+
+from typer.testing import CliRunner
+
+from chronosq.cli import app
+from chronosq.config import default_text, parse
+
+runner = CliRunner()
+
+
+def test_init_creates_layout(tmp_path):
+    result = runner.invoke(app, ["init", "--root", str(tmp_path)])
+
+    assert result.exit_code == 0
+    for folder in ("input", "jobs", "broker/types", "hold", "output", "error", "state",
+                   "workers", "logs", "run"):
+        assert (tmp_path / folder).is_dir()
+    text = (tmp_path / "chronosq.toml").read_text()
+    assert text.startswith("# ChronosQ configuration")
+    assert tomllib.loads(text)["storage"]["durable"] is True
+
+
+def test_init_twice_keeps_files(tmp_path):
+    runner.invoke(app, ["init", "--root", str(tmp_path)])
+    config = tmp_path / "chronosq.toml"
+    config.write_text(config.read_text() + "\n[types.email]\nmax_attempts = 9\n")
+    before = config.read_text()
+
+    result = runner.invoke(app, ["init", "--root", str(tmp_path)])
+
+    assert result.exit_code == 0
+    assert "kept existing" in result.output
+    assert config.read_text() == before
+
+
+def test_init_reads_root_from_env(tmp_path, monkeypatch):
+    monkeypatch.setenv("CHRONOSQ_ROOT", str(tmp_path / "q"))
+
+    result = runner.invoke(app, ["init"])
+
+    assert result.exit_code == 0
+    assert (tmp_path / "q" / "chronosq.toml").exists()
+
+
+def test_submit_writes_event(tmp_path):
+    runner.invoke(app, ["init", "--root", str(tmp_path)])
+
+    result = runner.invoke(app, ["submit", "email", "--payload", '{"to": "a@b.c"}',
+                                 "--priority", "high", "--root", str(tmp_path)])
+
+    assert result.exit_code == 0
+    job_id = result.output.strip()
+    event = json.loads((tmp_path / "input" / f"{job_id}.json").read_text())
+    assert event["type"] == "email"
+    assert event["payload"] == {"to": "a@b.c"}
+    assert event["priority"] == "high"
+    assert event["job_id"] == job_id
+    assert [p.name for p in (tmp_path / "input").iterdir()] == [f"{job_id}.json"]
+
+
+def test_submit_rejects_bad_input(tmp_path):
+    runner.invoke(app, ["init", "--root", str(tmp_path)])
+    cases = [
+        (["submit", "email", "--payload", "{oops"], "invalid --payload '{oops'"),
+        (["submit", "email", "--payload", "[1]"], "invalid payload: expected a JSON object"),
+        (["submit", "email", "--priority", "urgent"], "invalid priority 'urgent'"),
+        (["submit", "../x"], "invalid type '../x'"),
+        (["submit", "email", "--job-id", "../x"], "invalid job_id '../x'"),
+    ]
+    for args, message in cases:
+        result = runner.invoke(app, [*args, "--root", str(tmp_path)])
+        assert result.exit_code == 1, args
+        assert message in result.output, args
+    assert list((tmp_path / "input").iterdir()) == []
+
+
+def test_submit_duplicate_job_id_waiting(tmp_path):
+    runner.invoke(app, ["init", "--root", str(tmp_path)])
+    args = ["submit", "t", "--job-id", "dup", "--root", str(tmp_path)]
+    assert runner.invoke(app, args).exit_code == 0
+
+    result = runner.invoke(app, args)
+
+    assert result.exit_code == 1
+    assert "already waiting in input/" in result.output
+
+
+def test_commands_need_initialised_root(tmp_path):
+    for args in (["submit", "t"], ["status"], ["supervise"],
+                 ["worker", "--worker-id", "w", "--type", "t", "--handler", "x:y"]):
+        result = runner.invoke(app, [*args, "--root", str(tmp_path)])
+        assert result.exit_code == 1, args
+        assert "is not a ChronosQ root" in result.output, args
+        assert "chronosq init --root" in result.output, args
+
+
+def test_status_json_on_empty_root(tmp_path):
+    runner.invoke(app, ["init", "--root", str(tmp_path)])
+
+    result = runner.invoke(app, ["status", "--json", "--root", str(tmp_path)])
+
+    assert result.exit_code == 0
+    data = json.loads(result.output)
+    assert data["jobs"] == {"pending": 0, "assigned": 0, "processing": 0, "held": 0,
+                            "succeeded": 0, "failed": 0}
+    assert data["workers"] == []
+    assert data["supervisor"]["alive"] is False
+
+
+def test_status_table(tmp_path):
+    runner.invoke(app, ["init", "--root", str(tmp_path)])
+    (tmp_path / "jobs" / "a.json").write_text(json.dumps({"job_id": "a", "type": "mail"}))
+
+    result = runner.invoke(app, ["status", "--root", str(tmp_path)])
+
+    assert result.exit_code == 0
+    assert "Jobs" in result.output
+    assert "mail" in result.output
+    assert "Workers" in result.output
+
+
+def test_worker_needs_handler_or_command(tmp_path):
+    runner.invoke(app, ["init", "--root", str(tmp_path)])
+
+    result = runner.invoke(app, ["worker", "--worker-id", "w", "--type", "t",
+                                 "--root", str(tmp_path)])
+
+    assert result.exit_code == 1
+    assert "give either --handler module:function or a command after --" in result.output
+
+
+def test_worker_rejects_bad_handler_and_id(tmp_path):
+    runner.invoke(app, ["init", "--root", str(tmp_path)])
+    cases = [
+        (["--worker-id", "w", "--handler", "nocolon"], "invalid handler 'nocolon'"),
+        (["--worker-id", "w", "--handler", "no_such_module_x:f"], "cannot import handler"),
+        (["--worker-id", "../w", "--handler", "json:dumps"], "invalid worker id '../w'"),
+    ]
+    for args, message in cases:
+        result = runner.invoke(app, ["worker", *args, "--type", "t", "--root", str(tmp_path)])
+        assert result.exit_code == 1, args
+        assert message in result.output, args
+
+
+def test_config_errors_name_the_key(tmp_path):
+    cases = [
+        ('[ingest]\nrescan_secs = 1\n', "ingest.rescan_secs: unknown key"),
+        ('[storage]\ndurable = "yes"\n', "storage.durable: expected bool, got str 'yes'"),
+        ('[recovery]\ninterval_seconds = -1\n', "recovery.interval_seconds: must be greater"),
+        ('[worker]\ncapacity = true\n', "worker.capacity: expected int, got bool"),
+        ('[colour]\n', "colour: unknown section"),
+        ('[types."../x"]\n', "types.../x: invalid type"),
+        ('[types.mail]\nretries = 3\n', "types.mail.retries: unknown key"),
+        ('[logging]\nlevel = "LOUD"\n', "logging.level: invalid value 'LOUD'"),
+        ('[storage\n', "invalid TOML"),
+    ]
+    runner.invoke(app, ["init", "--root", str(tmp_path)])
+    for text, message in cases:
+        (tmp_path / "chronosq.toml").write_text(text)
+        result = runner.invoke(app, ["status", "--root", str(tmp_path)])
+        assert result.exit_code == 1, text
+        assert message in result.output, text
+        assert len(result.output.strip().splitlines()) == 1, text
+
+
+def test_default_config_parses():
+    config = parse(tomllib.loads(default_text()))
+
+    assert config.durable is True
+    assert config.for_type("anything").policy == "round_robin"
