@@ -43,6 +43,26 @@ def wait_for(
         time.sleep(0.05)
 
 
+def finished(root: Path, place: str, count: int) -> bool:
+    """True when `count` jobs are in output/ or error/ and their state records agree.
+
+    Recovery renames a job into place first and writes its state record just
+    after, so both are checked.
+    """
+    found = names(root / place)
+    if len(found) != count:
+        return False
+    expected = "succeeded" if place == "output" else "failed"
+    for name in found:
+        try:
+            state = read_state(root, name[: -len(".json")])
+        except (FileNotFoundError, ValueError):
+            return False
+        if state["state"] != expected:
+            return False
+    return True
+
+
 def write_config(root: Path, overrides: dict[str, dict[str, Any]] | None = None) -> None:
     settings = {section: dict(values) for section, values in FAST_SETTINGS.items()}
     for section, values in (overrides or {}).items():

@@ -8,6 +8,7 @@ import time
 
 import psutil
 from conftest import (
+    finished,
     all_job_files,
     child_pid,
     drop_event,
@@ -40,7 +41,7 @@ def test_children_killed_mid_run(root, procs):
         elif i == 220:
             kill_and_wait_restart(root, "recovery")
 
-    wait_for(lambda: len(names(root / "output")) == total, 120, f"{total} jobs in output/")
+    wait_for(lambda: finished(root, "output", total), 120, f"{total} jobs in output/")
 
     files = all_job_files(root)
     assert len(files) == total
@@ -71,7 +72,7 @@ def test_worker_killed_mid_job_requeued(root, procs):
     doomed.send_signal(signal.SIGKILL)
     doomed.wait(timeout=10)
 
-    wait_for(lambda: (root / "output" / "slow.json").exists(), 30, "slow in output/")
+    wait_for(lambda: finished(root, "output", 1), 30, "slow in output/")
     state = read_state(root, "slow")
     assert state["attempts"] == 2
     assert state["worker_id"] == "w2"
@@ -97,7 +98,7 @@ def test_queued_jobs_of_dead_worker_return(root, procs):
     doomed.wait(timeout=10)
     procs.worker("w2", "t")
 
-    wait_for(lambda: len(names(root / "output")) == 3, 30, "three jobs in output/")
+    wait_for(lambda: finished(root, "output", 3), 30, "three jobs in output/")
     attempts = sorted(read_state(root, f"q{i}")["attempts"] for i in range(3))
     assert attempts == [1, 1, 2]
 
@@ -118,6 +119,6 @@ def test_worker_sigterm_hands_back_queue(root, procs):
     assert names(queue) == []
     procs.worker("w2", "t", handler="fixtures:pause")
 
-    wait_for(lambda: len(names(root / "output")) == 4, 30, "four jobs in output/")
+    wait_for(lambda: finished(root, "output", 4), 30, "four jobs in output/")
     assert sorted(read_state(root, f"s{i}")["attempts"] for i in range(4)) == [1, 1, 1, 1]
     assert not psutil.pid_exists(leaving.pid)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import os
 
-from conftest import drop_event, log_events, names, read_state, status_json, wait_for
+from conftest import drop_event, finished, log_events, names, read_state, status_json, wait_for
 
 from chronosq.fileops import CRASH_ENV
 
@@ -15,7 +15,7 @@ def test_always_failing_job_ends_in_error(root, procs):
     procs.worker("w1", "t", handler="fixtures:always_fail")
     drop_event(root, "f.json", {"type": "t", "payload": {}, "job_id": "doomed"})
 
-    wait_for(lambda: (root / "error" / "doomed.json").exists(), 30, "doomed in error/")
+    wait_for(lambda: finished(root, "error", 1), 30, "doomed in error/")
 
     state = read_state(root, "doomed")
     assert state["state"] == "failed"
@@ -96,7 +96,7 @@ def test_ingest_replay_yields_one_job(root, procs, tmp_path):
     procs.worker("w1", "t")
     drop_event(root, "once.json", {"type": "t", "payload": {"n": 1}})
 
-    wait_for(lambda: len(names(root / "output")) == 1, 30, "the job in output/")
+    wait_for(lambda: finished(root, "output", 1), 30, "the job in output/")
     wait_for(lambda: names(root / "input") == [], 30, "the event removed")
 
     assert marker.exists()

@@ -7,6 +7,7 @@ import sys
 from collections import Counter
 
 from conftest import (
+    finished,
     all_job_files,
     drop_event,
     names,
@@ -24,7 +25,7 @@ def test_500_events_exactly_once(root, procs):
     for i in range(500):
         drop_event(root, f"ev{i:04d}.json", {"type": "t", "payload": {"i": i}})
 
-    wait_for(lambda: len(names(root / "output")) == 500, 120, "500 jobs in output/")
+    wait_for(lambda: finished(root, "output", 500), 120, "500 jobs in output/")
 
     files = all_job_files(root)
     assert len(files) == 500
@@ -49,7 +50,7 @@ def test_result_and_history_recorded(root, procs):
     procs.worker("w1", "t")
     drop_event(root, "one.json", {"type": "t", "payload": {"x": 1}, "job_id": "job-1"})
 
-    wait_for(lambda: (root / "output" / "job-1.json").exists(), 30, "job-1 in output/")
+    wait_for(lambda: finished(root, "output", 1), 30, "job-1 in output/")
 
     state = read_state(root, "job-1")
     events = [entry["event"] for entry in state["history"]]
@@ -72,7 +73,7 @@ def test_priority_order_then_age(root, procs):
     wait_for(lambda: all((root / "state" / f"p{i}.state.json").exists() for i in range(6)))
 
     procs.worker("w1", "t", capacity=1)
-    wait_for(lambda: len(names(root / "output")) == 6, 30, "six jobs in output/")
+    wait_for(lambda: finished(root, "output", 6), 30, "six jobs in output/")
 
     claimed = sorted(
         (read_state(root, f"p{i}")["history"][2]["at"], f"p{i}") for i in range(6)
@@ -95,8 +96,8 @@ def test_command_worker_success_and_failure(root, procs):
     drop_event(root, "good.json", {"type": "c", "payload": {}, "job_id": "good"})
     drop_event(root, "bad.json", {"type": "c", "payload": {"bad": True}, "job_id": "bad"})
 
-    wait_for(lambda: (root / "output" / "good.json").exists(), 30, "good in output/")
-    wait_for(lambda: (root / "error" / "bad.json").exists(), 30, "bad in error/")
+    wait_for(lambda: finished(root, "output", 1), 30, "good in output/")
+    wait_for(lambda: finished(root, "error", 1), 30, "bad in error/")
 
     good = json.loads((root / "output" / "good.json").read_text())
     assert good["result"] == {"ok": "good"}
