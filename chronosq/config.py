@@ -50,6 +50,16 @@ SCHEMA: dict[str, dict[str, tuple[tuple[type, ...], Any, str]]] = {
             defaults.WORKER_STALE_SECONDS,
             "a worker silent this long is offered no new jobs",
         ),
+        "policy_timeout_seconds": (
+            (int, float),
+            defaults.POLICY_TIMEOUT_SECONDS,
+            "a policy call taking longer fails and its job stays pending",
+        ),
+        "policy_error_backoff_seconds": (
+            (int, float),
+            defaults.POLICY_ERROR_BACKOFF_SECONDS,
+            "first pause of a type whose policy failed; doubles up to 30 s",
+        ),
     },
     "recovery": {
         "interval_seconds": (
@@ -102,6 +112,13 @@ SCHEMA: dict[str, dict[str, tuple[tuple[type, ...], Any, str]]] = {
         "file": ((str,), defaults.LOG_FILE, "JSON log, relative to the root"),
         "stderr": ((bool,), False, "also write the JSON log to standard error"),
     },
+    "plugins": {
+        "modules": (
+            (list,),
+            [],
+            "extra policy plugins: module names or .py paths relative to the root",
+        ),
+    },
     "defaults": {
         "policy": (
             (str,),
@@ -127,6 +144,7 @@ TYPE_KEYS: dict[str, tuple[type, ...]] = {
     "timeout": (int, float),
     "weights": (dict,),
     "rules": (list,),
+    "fallback": (str,),
     "options": (dict,),
 }
 
@@ -177,6 +195,7 @@ class Config:
         """Return every policy name the configuration uses."""
         names = {self.sections["defaults"]["policy"]}
         names.update(t["policy"] for t in self.types.values() if "policy" in t)
+        names.update(t["fallback"] for t in self.types.values() if "fallback" in t)
         return names
 
 
@@ -215,6 +234,9 @@ def _parse_sections(data: dict[str, Any]) -> dict[str, dict[str, Any]]:
             values[key] = value
         sections[section] = values
     level = sections["logging"]["level"]
+    modules = sections["plugins"]["modules"]
+    if not all(isinstance(item, str) and item for item in modules):
+        raise ConfigError(f"plugins.modules: expected a list of strings, got {modules!r}")
     if level.upper() not in _LOG_LEVELS:
         raise ConfigError(
             f"logging.level: invalid value {level!r}; valid: {', '.join(_LOG_LEVELS)}"

@@ -29,6 +29,8 @@ def chronosq_choose_worker(
 
 
 @hookspec
-def chronosq_validate_options(job_type: str, options: dict[str, Any]) -> None:
+def chronosq_validate_options(
+    job_type: str, options: dict[str, Any], policies: list[str]
+) -> None:
     """Raise ConfigError when a type's options are invalid for this policy; called
-    before any process starts."""
+    before any process starts. `policies` lists the installed policy names."""

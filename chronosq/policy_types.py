@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypedDict
 
@@ -29,13 +30,22 @@ class Candidate(TypedDict):
     room: int
 
 
+# (policy name, job, candidates) -> the chosen worker id or None
+Delegate = Callable[[str, Job, list[Candidate]], "str | None"]
+
+
 @dataclass
 class PolicyContext:
-    """What a policy knows besides the job: its type's options and its saved state."""
+    """What a policy knows besides the job: its type's options and its saved state.
+
+    `state` is saved under `state_dir` after each call that changes it and given
+    back on the next call, across scheduler restarts. `delegate` asks another
+    policy by name, with its own saved state, for example as a fallback.
+    """
 
     job_type: str
     policy: str
     options: dict[str, Any]
     state: dict[str, Any]
     state_dir: Path
-    extra: dict[str, Any] = field(default_factory=dict)
+    delegate: Delegate

@@ -15,7 +15,8 @@ from pathlib import Path
 from typing import Any
 
 from chronosq import fileops, logs
-from chronosq.defaults import PRIORITIES
+from chronosq.defaults import POLICY_ERROR_BACKOFF_MAX_SECONDS, PRIORITIES
+from chronosq.errors import ChronosQError
 from chronosq.layout import ASSIGNED, job_id_of
 from chronosq.lifecycle import Lifecycle, State, parse_time
 from chronosq.policy import Policies, PolicyError, plugin_manager
@@ -38,7 +39,9 @@ class Scheduler(Service):
 
     def setup(self) -> None:
         self.lifecycle = Lifecycle(self.root, self.config, self.role)
-        self.policies = Policies(self.root, self.config, plugin_manager())
+        self.policies = Policies(self.root, self.config, plugin_manager(self.config, self.root))
+        self.paused_until: dict[str, float] = {}
+        self.pause_seconds: dict[str, float] = {}
         self.heaps: dict[str, list[tuple[int, float, str]]] = {}
         self.jobs: dict[str, dict[str, Any]] = {}
         self.workers_changed = True
@@ -52,7 +55,14 @@ class Scheduler(Service):
 
     def on_reload(self) -> None:
         self.lifecycle = Lifecycle(self.root, self.config, self.role)
-        self.policies = Policies(self.root, self.config, plugin_manager())
+        try:
+            manager = plugin_manager(self.config, self.root)
+        except ChronosQError as exc:
+            logs.log_event(logger, logging.ERROR, "config.reload_failed", error=str(exc))
+            return
+        self.policies = Policies(self.root, self.config, manager)
+        self.paused_until.clear()
+        self.pause_seconds.clear()
 
     # -- pending index ---------------------------------------------------------
 
@@ -151,7 +161,11 @@ class Scheduler(Service):
             self.rescan()
             self.next_scan = now + float(self.config.get("scheduler", "rescan_seconds"))
         deferred = self.assign_pending()
-        wait = max(0.0, self.next_scan - time.monotonic())
+        now = time.monotonic()
+        wait = max(0.0, self.next_scan - now)
+        for job_type, until in self.paused_until.items():
+            if self.heaps.get(job_type):
+                wait = min(wait, max(0.0, until - now))
         return min(wait, DEFER_RETRY_SECONDS) if deferred else wait
 
     def assign_pending(self) -> bool:
@@ -160,9 +174,12 @@ class Scheduler(Service):
             return False
         workers = self.candidates(self.live_records())
         deferred = False
+        now = time.monotonic()
         for job_type in sorted(self.heaps):
             if self.stopping:
                 break
+            if self.paused_until.get(job_type, 0.0) > now:
+                continue
             deferred |= self.assign_type(job_type, workers)
         return deferred
 
@@ -188,12 +205,9 @@ class Scheduler(Service):
             try:
                 choice = self.policies.choose(job, offered)  # type: ignore[arg-type]
             except PolicyError as exc:
-                logs.log_event(
-                    logger, logging.ERROR, "policy.error", job_id=job["job_id"],
-                    type=job_type, policy=self.policies.context(job_type).policy,
-                    error=str(exc),
-                )
+                self.pause_type(job_type, job, exc)
                 break
+            self.pause_seconds.pop(job_type, None)
             if choice is None:
                 break
             heapq.heappop(heap)
@@ -204,3 +218,20 @@ class Scheduler(Service):
         for key in waiting:
             heapq.heappush(heap, key)
         return bool(waiting)
+
+
+    def pause_type(self, job_type: str, job: dict[str, Any], error: Exception) -> None:
+        """Leave a type's jobs pending for a while after its policy failed.
+
+        The pause doubles on each failure in a row, so a broken policy costs a
+        log line every few seconds rather than one per scheduling pass.
+        """
+        base = float(self.config.get("scheduler", "policy_error_backoff_seconds"))
+        pause = min(POLICY_ERROR_BACKOFF_MAX_SECONDS, self.pause_seconds.get(job_type, base / 2) * 2)
+        self.pause_seconds[job_type] = pause
+        self.paused_until[job_type] = time.monotonic() + pause
+        logs.log_event(
+            logger, logging.ERROR, "policy.failed", job_id=job["job_id"], type=job_type,
+            policy=self.policies.policy_of(job_type), error=str(error),
+            retry_in_seconds=pause,
+        )

@@ -225,7 +225,7 @@ class Supervisor:
         self.reload_requested = False
         try:
             config = config_module.load(self.root)
-            validate(config, plugin_manager())
+            validate(config, plugin_manager(config, self.root))
         except ChronosQError as exc:
             logs.log_event(logger, logging.ERROR, "config.reload_failed", error=str(exc))
             return
@@ -260,7 +260,7 @@ class Supervisor:
 def supervise(root: Root) -> int:
     """Validate the configuration, then supervise the root in the foreground."""
     config = config_module.load(root.require())
-    validate(config, plugin_manager())
+    validate(config, plugin_manager(config, root))
     root.make_folders()
     logs.setup(root, "supervisor", config.get("logging", "level"),
                config.get("logging", "file"), config.get("logging", "stderr"))
