@@ -6,7 +6,8 @@ fsynced before its rename and the folder after it, so an acknowledged write
 survives a power cut. A failed fsync raises and the operation counts as failed.
 
 `fault_hook`, when set, runs before each operation with the operation's name and
-path; tests use it to stop a process or inject an error at a chosen point.
+path (for a rename, "SRC -> DST"); tests use it to stop a process or inject an
+error at a chosen point.
 """
 
 from __future__ import annotations
@@ -88,7 +89,7 @@ def write_bytes(path: Path, data: bytes, *, durable: bool) -> None:
         raise
     os.close(fd)
     try:
-        _before("rename", path)
+        _before("rename", f"{tmp} -> {path}")
         os.rename(tmp, path)
     except BaseException:
         _discard(tmp)
@@ -128,7 +129,7 @@ def read_json(path: Path) -> Any:
 
 def rename(src: Path, dst: Path, *, durable: bool) -> None:
     """Move `src` to `dst`; raises FileNotFoundError when another process moved it first."""
-    _before("rename", src)
+    _before("rename", f"{src} -> {dst}")
     os.rename(src, dst)
     if durable:
         fsync_dir(dst.parent)

@@ -30,6 +30,9 @@ PRIORITY_RANK = {name: rank for rank, name in enumerate(PRIORITIES)}
 # Seconds before retrying jobs whose state record lags behind their file.
 DEFER_RETRY_SECONDS = 0.02
 LIVENESS_CACHE_SECONDS = 0.5
+# NOTE: jobs a policy declines are asked again on every pass; past this many in
+# one pass the rest of the type waits for the next pass.
+MAX_DECLINED_PER_PASS = 1000
 
 
 class Scheduler(Service):
@@ -184,41 +187,51 @@ class Scheduler(Service):
         return deferred
 
     def assign_type(self, job_type: str, workers: dict[str, Candidate]) -> bool:
+        """Assign the type's pending jobs in order; return True when some were deferred.
+
+        A job the policy declines stays pending and the next one is tried, so a
+        rule waiting for one busy worker does not hold up the rest of the type.
+        """
         heap = self.heaps[job_type]
         waiting: list[tuple[int, float, str]] = []
+        deferred = False
+        declined = 0
         while heap and not self.stopping:
             offered = [
                 w for w in workers.values() if job_type in w["types"] and w["room"] > 0
             ]
             if not offered:
                 break
-            key = heap[0]
+            key = heapq.heappop(heap)
             job = self.jobs.get(key[2])
             if job is None:
-                heapq.heappop(heap)
                 continue
             record = self.lifecycle.read_state(job["job_id"])
             path = self.root.jobs / f"{job['job_id']}{ASSIGNED}"
             if self.lifecycle.state_lags(path, record, State.PENDING):
-                waiting.append(heapq.heappop(heap))
+                waiting.append(key)
+                deferred = True
                 continue
             try:
                 choice = self.policies.choose(job, offered)  # type: ignore[arg-type]
             except PolicyError as exc:
+                waiting.append(key)
                 self.pause_type(job_type, job, exc)
                 break
             self.pause_seconds.pop(job_type, None)
             if choice is None:
-                break
-            heapq.heappop(heap)
+                waiting.append(key)
+                declined += 1
+                if declined >= MAX_DECLINED_PER_PASS:
+                    break
+                continue
             self.jobs.pop(job["job_id"], None)
             if self.lifecycle.assign(job, choice, record):
                 workers[choice]["room"] -= 1
                 workers[choice]["queued"] += 1
         for key in waiting:
             heapq.heappush(heap, key)
-        return bool(waiting)
-
+        return deferred
 
     def pause_type(self, job_type: str, job: dict[str, Any], error: Exception) -> None:
         """Leave a type's jobs pending for a while after its policy failed.

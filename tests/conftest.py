@@ -196,6 +196,12 @@ def children_ready(root: Path) -> bool:
     return pids <= started
 
 
+def assignments(root: Path) -> list[tuple[str, str]]:
+    """Return (job_id, worker_id) for every assignment, in the order they were made."""
+    return [(e["job_id"], e["worker_id"]) for e in log_events(root)
+            if e["event"] == "job.assigned"]
+
+
 def status_json(root: Path) -> dict[str, Any]:
     done = subprocess.run(
         [sys.executable, "-m", "chronosq", "status", "--json", "--root", str(root)],

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from chronosq.cli import basic, status, worker
+from chronosq.cli import basic, policy, status, worker
 
 app = typer.Typer(
     name="chronosq",
@@ -15,6 +15,7 @@ app = typer.Typer(
 basic.register(app)
 worker.register(app)
 status.register(app)
+policy.register(app)
 
 
 def main() -> None:
