@@ -338,3 +338,28 @@ def test_bad_policy_config_rejected(root, types, message):
     assert message in done.stderr
     assert len(done.stderr.strip().splitlines()) == 1
     assert not (root / "run" / "supervisor.json").exists()
+
+
+def test_sighup_reloads_weights(root, procs):
+    write_config(root, {"types": {"t": {"policy": "weighted",
+                                         "weights": {"heavy": 1, "light": 1}}}})
+    procs.worker("heavy", "t", capacity=200)
+    procs.worker("light", "t", capacity=200)
+    supervisor = procs.supervisor()
+    drop_jobs(root, 40)
+    wait_for(lambda: finished(root, "output", 40), 60, "first 40 jobs done")
+    write_config(root, {"types": {"t": {"policy": "weighted",
+                                         "weights": {"heavy": 3, "light": 1}}}})
+
+    supervisor.send_signal(__import__("signal").SIGHUP)
+    wait_for(lambda: any(e["event"] == "config.reloaded" and e["role"] == "scheduler"
+                         for e in log_events(root)), 20, "the scheduler to reload")
+    for i in range(40, 80):
+        drop_event(root, f"t{i:04d}.json", {"type": "t", "payload": {}, "job_id": f"t{i:04d}",
+                                            "created_at": 1_700_000_000 + i})
+
+    wait_for(lambda: finished(root, "output", 80), 60, "all 80 jobs done")
+    order = [worker for _, worker in assignments(root)]
+    assert Counter(order[:40]) == {"heavy": 20, "light": 20}
+    assert Counter(order[40:]) == {"heavy": 30, "light": 10}
+    assert supervisor.poll() is None
