@@ -135,6 +135,21 @@ SCHEMA: dict[str, dict[str, tuple[tuple[type, ...], Any, str]]] = {
             defaults.CLAIM_TIMEOUT_SECONDS,
             "seconds a claim may go without a heartbeat",
         ),
+        "max_crashes": (
+            (int,),
+            defaults.MAX_CRASHES,
+            "worker deaths while running a job before it goes to quarantine/",
+        ),
+        "retry_backoff_seconds": (
+            (int, float),
+            defaults.RETRY_BACKOFF_SECONDS,
+            "delay before the first retry of a failed job; doubles per attempt",
+        ),
+        "retry_backoff_max_seconds": (
+            (int, float),
+            defaults.RETRY_BACKOFF_MAX_SECONDS,
+            "longest delay between retries (each delay is jittered down to half)",
+        ),
     },
 }
 
@@ -142,6 +157,9 @@ TYPE_KEYS: dict[str, tuple[type, ...]] = {
     "policy": (str,),
     "max_attempts": (int,),
     "timeout": (int, float),
+    "max_crashes": (int,),
+    "retry_backoff_seconds": (int, float),
+    "retry_backoff_max_seconds": (int, float),
     "weights": (dict,),
     "rules": (list,),
     "fallback": (str,),
@@ -158,6 +176,9 @@ class TypeConfig:
     policy: str
     max_attempts: int
     timeout: float
+    max_crashes: int
+    retry_backoff_seconds: float
+    retry_backoff_max_seconds: float
     options: dict[str, Any] = field(default_factory=dict)
 
 
@@ -179,16 +200,18 @@ class Config:
         """Return the settings of `job_type`, falling back to [defaults]."""
         table = self.types.get(job_type, {})
         base = self.sections["defaults"]
-        options = {
-            key: value
-            for key, value in table.items()
-            if key not in ("policy", "max_attempts", "timeout")
-        }
+
+        def setting(key: str) -> Any:
+            return table.get(key, base[key])
+
         return TypeConfig(
-            policy=table.get("policy", base["policy"]),
-            max_attempts=table.get("max_attempts", base["max_attempts"]),
-            timeout=float(table.get("timeout", base["timeout"])),
-            options=options,
+            policy=setting("policy"),
+            max_attempts=setting("max_attempts"),
+            timeout=float(setting("timeout")),
+            max_crashes=setting("max_crashes"),
+            retry_backoff_seconds=float(setting("retry_backoff_seconds")),
+            retry_backoff_max_seconds=float(setting("retry_backoff_max_seconds")),
+            options={key: value for key, value in table.items() if key not in base},
         )
 
     def policy_names(self) -> set[str]:

@@ -17,6 +17,7 @@ FOLDERS = (
     "jobs",
     "broker/types",
     "hold",
+    "quarantine",
     "output",
     "error",
     "state",
@@ -117,6 +118,10 @@ class Root:
     @property
     def hold(self) -> Path:
         return self.path / "hold"
+
+    @property
+    def quarantine(self) -> Path:
+        return self.path / "quarantine"
 
     @property
     def output(self) -> Path:

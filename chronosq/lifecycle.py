@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import random
 import socket
 import time
 from datetime import UTC, datetime
@@ -35,13 +36,14 @@ class State(StrEnum):
     HELD = "held"
     SUCCEEDED = "succeeded"
     FAILED = "failed"
+    QUARANTINED = "quarantined"
 
 
 ACTIVE_STATES = (State.ASSIGNED, State.PROCESSING)
 FINISHED_STATES = (State.SUCCEEDED, State.FAILED)
 
 # Keys a worker adds to a job file when it records an outcome.
-OUTCOME_KEYS = ("result", "error", "attempt", "worker_id", "finished_at")
+OUTCOME_KEYS = ("result", "error", "attempt", "worker_id", "finished_at", "retry_at")
 
 HOST = socket.gethostname()
 
@@ -186,7 +188,7 @@ class Lifecycle:
         record["updated_at"] = now
         if worker_id is not None:
             record["worker_id"] = worker_id
-        for key in ("attempts", "last_error", "result_path"):
+        for key in ("attempts", "last_error", "result_path", "crashes", "retry_at"):
             if key in details:
                 record[key] = details[key]
         if details.get("error") is not None:
@@ -273,20 +275,33 @@ class Lifecycle:
         reason: str,
         worker_id: str | None,
         count_attempt: bool,
+        crashed: bool = False,
+        evidence: dict[str, Any] | None = None,
     ) -> State | None:
-        """Return a job from a worker's queue to pending, or to error/ when its
-        attempts are spent; return the new state, or None if the file was gone."""
+        """Return a job from a worker's queue to pending; return the new state, or
+        None if the file was gone.
+
+        With `count_attempt` the claim counts as a failed execution, so a job whose
+        attempts are spent goes to error/. With `crashed` its worker died while
+        running it; after the type's max_crashes such deaths it goes to
+        quarantine/ with `evidence` instead of killing one worker after another.
+        """
         record = self.read_state(job["job_id"]) or {}
         attempts = int(record.get("attempts", 0))
-        max_attempts = self.config.for_type(job["type"]).max_attempts
+        settings = self.config.for_type(job["type"])
+        crashes = int(record.get("crashes", 0)) + (1 if crashed else 0)
+        if crashed and crashes >= settings.max_crashes:
+            return self.quarantine(src, job, reason=reason, worker_id=worker_id,
+                                   crashes=crashes, evidence=evidence or {})
         error = reason if count_attempt else None
-        if count_attempt and attempts >= max_attempts:
+        if count_attempt and attempts >= settings.max_attempts:
             return self._fail(src, job, error=reason, worker_id=worker_id)
         try:
             fileops.rename(src, self.root.jobs / f"{job['job_id']}{ASSIGNED}",
                            durable=self.durable)
         except FileNotFoundError:
             return None
+        details: dict[str, Any] = {"crashes": crashes} if crashed else {}
         self.transition(
             job,
             "requeued",
@@ -296,8 +311,65 @@ class Lifecycle:
             reason=reason,
             error=error,
             attempt=attempts,
+            **details,
         )
         return State.PENDING
+
+    def quarantine(
+        self,
+        src: Path,
+        job: dict[str, Any],
+        *,
+        reason: str,
+        worker_id: str | None,
+        crashes: int,
+        evidence: dict[str, Any],
+    ) -> State | None:
+        """Park a job that keeps killing its workers in quarantine/ with the evidence."""
+        job_id = job["job_id"]
+        record = self.read_state(job_id) or {}
+        report = {
+            "job_id": job_id,
+            "type": job.get("type"),
+            "reason": reason,
+            "crashes": crashes,
+            "worker_id": worker_id,
+            "quarantined_at": utc_now(),
+            "claims": [e for e in record.get("history", []) if e.get("event") == "claimed"],
+            "errors": record.get("errors", []),
+            **evidence,
+        }
+        evidence_path = self.root.quarantine / f"{job_id}.evidence.json"
+        fileops.write_json(evidence_path, report, durable=self.durable)
+        try:
+            fileops.rename(src, self.root.quarantine / f"{job_id}.json", durable=self.durable)
+        except FileNotFoundError:
+            return None
+        self.transition(
+            job,
+            "quarantined",
+            State.QUARANTINED,
+            worker_id=worker_id,
+            level=logging.ERROR,
+            reason=reason,
+            error=reason,
+            crashes=crashes,
+            evidence_path=str(evidence_path.relative_to(self.root.path)),
+        )
+        return State.QUARANTINED
+
+    def retry_delay(self, job_type: str, attempt: int) -> float:
+        """Return the seconds to wait before retrying after `attempt` failed.
+
+        The delay doubles per attempt up to the type's cap, then a random part of
+        up to half of it is taken off, so jobs that failed together spread out.
+        """
+        settings = self.config.for_type(job_type)
+        ceiling = min(
+            settings.retry_backoff_max_seconds,
+            settings.retry_backoff_seconds * 2 ** max(0, attempt - 1),
+        )
+        return ceiling - random.uniform(0, ceiling / 2)
 
     def collect(self, src: Path, outcome: dict[str, Any]) -> State | None:
         """Move a finished job out of a worker's queue: success to output/, failure
@@ -327,6 +399,12 @@ class Lifecycle:
         max_attempts = self.config.for_type(outcome["type"]).max_attempts
         if attempts >= max_attempts:
             return self._fail(src, outcome, error=error, worker_id=worker_id)
+        delay = self.retry_delay(outcome["type"], attempts)
+        retry_at = datetime.fromtimestamp(time.time() + delay, UTC)
+        waiting = dict(outcome, retry_at=retry_at.isoformat().replace("+00:00", "Z"))
+        # The outcome file is this process's until it moves, so it can carry the
+        # retry time into jobs/, where the scheduler reads it with the job.
+        fileops.write_json(src, waiting, durable=self.durable)
         try:
             fileops.rename(src, self.root.jobs / f"{job_id}{ASSIGNED}",
                            durable=self.durable)
@@ -340,6 +418,8 @@ class Lifecycle:
             level=logging.WARNING,
             attempt=attempt,
             error=error,
+            retry_at=waiting["retry_at"],
+            retry_in_seconds=round(delay, 3),
         )
         return State.PENDING
 

@@ -147,11 +147,22 @@ class Recovery(Service):
             reason = f"worker {worker_id} died (pid {record.get('pid')} is gone)"
         else:
             reason = f"worker {worker_id} has no record"
+        evidence = {
+            "worker_pid": (record or {}).get("pid"),
+            "worker_host": (record or {}).get("host"),
+            "worker_started_at": (record or {}).get("started_at"),
+            "last_heartbeat_at": (record or {}).get("heartbeat_at"),
+            "detected_at": utc_now(),
+            # Recovery is not the worker's parent, so the signal that ended it
+            # is not known here.
+            "exit_signal": None,
+        }
         for name in sorted(fileops.listdir(folder)):
             running = job_id_of(name, PROCESSING)
             queued = job_id_of(name, ASSIGNED)
             if running is not None:
-                self.requeue(folder / name, worker_id, reason, count_attempt=True)
+                self.requeue(folder / name, worker_id, reason, count_attempt=True,
+                             crashed=True, evidence=evidence)
             elif queued is not None:
                 self.requeue(folder / name, worker_id, reason, count_attempt=False)
         if record is not None:
@@ -177,16 +188,26 @@ class Recovery(Service):
                 reason = f"claim timed out: no heartbeat for {timeout:g}s"
                 self.requeue(folder / name, worker_id, reason, count_attempt=True)
 
-    def requeue(self, path: Path, worker_id: str, reason: str, *, count_attempt: bool) -> None:
+    def requeue(
+        self,
+        path: Path,
+        worker_id: str,
+        reason: str,
+        *,
+        count_attempt: bool,
+        crashed: bool = False,
+        evidence: dict[str, Any] | None = None,
+    ) -> None:
         try:
             job = fileops.read_json(path)
         except FileNotFoundError:
             return
-        except (OSError, ValueError) as exc:
+        except ValueError as exc:
             self.set_aside(path, f"unreadable job file: {exc}")
             return
         self.lifecycle.requeue(
-            path, job, reason=reason, worker_id=worker_id, count_attempt=count_attempt
+            path, job, reason=reason, worker_id=worker_id, count_attempt=count_attempt,
+            crashed=crashed, evidence=evidence,
         )
 
     def remove_record(self, worker_id: str, record: WorkerRecord) -> None:

@@ -35,6 +35,17 @@ LIVENESS_CACHE_SECONDS = 0.5
 MAX_DECLINED_PER_PASS = 1000
 
 
+def retry_time(job: dict[str, Any]) -> float | None:
+    """Return the epoch seconds before which a retried job must wait, if any."""
+    value = job.get("retry_at")
+    if not isinstance(value, str):
+        return None
+    try:
+        return parse_time(value)
+    except ValueError:
+        return None
+
+
 class Scheduler(Service):
     """Assign pending jobs, best priority and oldest first, to workers with room."""
 
@@ -46,6 +57,7 @@ class Scheduler(Service):
         self.paused_until: dict[str, float] = {}
         self.pause_seconds: dict[str, float] = {}
         self.heaps: dict[str, list[tuple[int, float, str]]] = {}
+        self.delayed: list[tuple[float, str, tuple[int, float, str]]] = []
         self.jobs: dict[str, dict[str, Any]] = {}
         self.workers_changed = True
         self.records: dict[str, Any] = {}
@@ -95,7 +107,20 @@ class Scheduler(Service):
             )
             return
         self.jobs[job_id] = job
+        retry_at = retry_time(job)
+        if retry_at is not None and retry_at > time.time():
+            heapq.heappush(self.delayed, (retry_at, job_type, key))
+            return
         heapq.heappush(self.heaps.setdefault(job_type, []), key)
+
+    def release_due(self) -> float | None:
+        """Move jobs whose retry time has come into their heaps; return the next time."""
+        now = time.time()
+        while self.delayed and self.delayed[0][0] <= now:
+            _, job_type, key = heapq.heappop(self.delayed)
+            if key[2] in self.jobs:
+                heapq.heappush(self.heaps.setdefault(job_type, []), key)
+        return self.delayed[0][0] if self.delayed else None
 
     def rescan(self) -> None:
         """List jobs/ and index the job files no notification reported."""
@@ -163,9 +188,12 @@ class Scheduler(Service):
             self.waiter.overflowed = False
             self.rescan()
             self.next_scan = now + float(self.config.get("scheduler", "rescan_seconds"))
+        next_retry = self.release_due()
         deferred = self.assign_pending()
         now = time.monotonic()
         wait = max(0.0, self.next_scan - now)
+        if next_retry is not None:
+            wait = min(wait, max(0.0, next_retry - time.time()))
         for job_type, until in self.paused_until.items():
             if self.heaps.get(job_type):
                 wait = min(wait, max(0.0, until - now))

@@ -7,6 +7,7 @@ supervisor also stops when that supervisor is gone.
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
 import signal
@@ -22,6 +23,8 @@ from chronosq.watch import Waiter
 logger = logging.getLogger(__name__)
 
 SUPERVISOR_PID_ENV = "CHRONOSQ_SUPERVISOR_PID"
+ERROR_BACKOFF_MIN_SECONDS = 0.1
+ERROR_BACKOFF_MAX_SECONDS = 5.0
 
 
 class Service:
@@ -35,6 +38,7 @@ class Service:
         self.waiter = Waiter()
         self.stopping = False
         self.reload_requested = False
+        self.error_backoff_seconds = 0.0
         supervisor = os.environ.get(SUPERVISOR_PID_ENV)
         self.supervisor_pid = int(supervisor) if supervisor else None
 
@@ -78,6 +82,24 @@ class Service:
     def handle_changes(self, changes: list[tuple[object, str]]) -> None:
         """Take note of files that changed while waiting; subclasses override."""
 
+    def back_off(self, error: OSError) -> None:
+        """Wait after a failed file operation (disk full, I/O error) and try again.
+
+        The operation that failed left its job where it was, so retrying the
+        whole step is safe; the wait doubles up to ERROR_BACKOFF_MAX_SECONDS.
+        """
+        self.error_backoff_seconds = min(
+            ERROR_BACKOFF_MAX_SECONDS, max(ERROR_BACKOFF_MIN_SECONDS, self.error_backoff_seconds * 2)
+        )
+        logs.log_event(
+            logger, logging.ERROR, "process.io_error",
+            errno=errno.errorcode.get(error.errno or 0, error.errno), error=str(error),
+            retry_in_seconds=self.error_backoff_seconds,
+        )
+        self.waiter.wait(self.error_backoff_seconds)
+        # Notifications that arrived meanwhile were dropped, so rescan everything.
+        self.waiter.overflowed = True
+
     def run(self) -> int:
         """Run steps until a stop signal or the supervisor's exit; return an exit code."""
         self.install_signals()
@@ -90,11 +112,16 @@ class Service:
                 logs.log_event(logger, logging.WARNING, "process.orphaned",
                                supervisor_pid=self.supervisor_pid)
                 break
-            timeout = self.step()
-            if self.stopping:
-                break
-            changes = self.waiter.wait(timeout)
-            self.handle_changes(changes)  # type: ignore[arg-type]
+            try:
+                timeout = self.step()
+                if self.stopping:
+                    break
+                changes = self.waiter.wait(timeout)
+                self.handle_changes(changes)  # type: ignore[arg-type]
+            except OSError as exc:
+                self.back_off(exc)
+            else:
+                self.error_backoff_seconds = 0.0
         logs.log_event(logger, logging.INFO, "process.stopped")
         self.waiter.close()
         return 0

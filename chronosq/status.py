@@ -1,13 +1,14 @@
 """Collect what `chronosq status` shows: job counts, workers, supervisor children.
 
-Counts come from the files' places, which are the truth. The type of a job
-never changes, so the type of each job id seen once is cached in
-run/status-types.json and later runs read only the files they have not seen.
+Counts come from the files' places, which are the truth. What status needs
+from inside job files is cached in run/status-index.json (see JobIndex).
 """
 
 from __future__ import annotations
 
+import os
 import time
+from pathlib import Path
 from typing import Any
 
 from chronosq import fileops
@@ -21,7 +22,7 @@ from chronosq.layout import (
     Root,
     job_id_of,
 )
-from chronosq.lifecycle import State
+from chronosq.lifecycle import State, parse_time
 from chronosq.registry import (
     heartbeat_age,
     pid_alive,
@@ -31,46 +32,59 @@ from chronosq.registry import (
     worker_alive,
 )
 
-TYPE_CACHE_NAME = "status-types.json"
+INDEX_NAME = "status-index.json"
 UNKNOWN_TYPE = "?"
 
 
-class TypeCache:
-    """Job id to type, read from job files once and kept under run/."""
+class JobIndex:
+    """What status needs of each job file, read once and kept under run/.
+
+    A job's type never changes. Its retry time changes only when recovery
+    rewrites the file, which changes its modification time, so a pending
+    file is read again only when that time differs from the cached one.
+    """
 
     def __init__(self, root: Root):
         self.root = root
-        self.path = root.run / TYPE_CACHE_NAME
+        self.path = root.run / INDEX_NAME
         try:
             data = fileops.read_json(self.path)
-            self.types: dict[str, str] = data if isinstance(data, dict) else {}
+            self.entries: dict[str, list[Any]] = data if isinstance(data, dict) else {}
         except (OSError, ValueError):
-            self.types = {}
+            self.entries = {}
         self.seen: set[str] = set()
         self.changed = False
 
-    def type_of(self, folder_path: Any, job_id: str, name: str) -> str:
+    def lookup(self, folder: Path, job_id: str, name: str, check_mtime: bool) -> list[Any]:
+        """Return [type, retry_at or None, mtime_ns] for one job file."""
         self.seen.add(job_id)
-        found = self.types.get(job_id)
-        if found is not None:
+        found = self.entries.get(job_id)
+        mtime_ns = 0
+        if check_mtime:
+            try:
+                mtime_ns = os.stat(folder / name).st_mtime_ns
+            except FileNotFoundError:
+                return [UNKNOWN_TYPE, None, 0]
+        if found is not None and (not check_mtime or found[2] == mtime_ns):
             return found
         try:
-            job_type = str(fileops.read_json(folder_path / name)["type"])
+            job = fileops.read_json(folder / name)
+            entry = [str(job["type"]), job.get("retry_at"), mtime_ns]
         except (OSError, ValueError, KeyError, TypeError):
-            return UNKNOWN_TYPE
-        self.types[job_id] = job_type
+            return [UNKNOWN_TYPE, None, mtime_ns]
+        self.entries[job_id] = entry
         self.changed = True
-        return job_type
+        return entry
 
     def save(self) -> None:
-        if len(self.seen) < len(self.types):
-            self.types = {k: v for k, v in self.types.items() if k in self.seen}
+        if len(self.seen) < len(self.entries):
+            self.entries = {k: v for k, v in self.entries.items() if k in self.seen}
             self.changed = True
         if self.changed:
             try:
-                fileops.write_json(self.path, self.types, durable=False)
+                fileops.write_json(self.path, self.entries, durable=False)
             except OSError:
-                pass  # the cache only saves time; a read-only root still reports
+                pass  # the index only saves time; a read-only root still reports
 
 
 def _count(counts: dict[str, dict[str, int]], job_type: str, state: State) -> None:
@@ -78,25 +92,31 @@ def _count(counts: dict[str, dict[str, int]], job_type: str, state: State) -> No
     per_type[state.value] += 1
 
 
-def job_counts(root: Root) -> tuple[dict[str, int], dict[str, dict[str, int]], int]:
-    """Return (totals per state, counts per type and state, rejected events)."""
-    cache = TypeCache(root)
+def job_counts(root: Root) -> dict[str, Any]:
+    """Return totals per state, counts per type and state, and other counts."""
+    index = JobIndex(root)
     by_type: dict[str, dict[str, int]] = {}
     places = (
         (root.jobs, State.PENDING),
         (root.hold, State.HELD),
         (root.output, State.SUCCEEDED),
         (root.error, State.FAILED),
+        (root.quarantine, State.QUARANTINED),
     )
-    rejected = 0
+    rejected = retry_waiting = 0
+    now = time.time()
     for folder, state in places:
         for name in fileops.listdir(folder):
             if name.endswith(REJECTED):
                 rejected += 1
             job_id = job_id_of(name, ".json")
-            if job_id is None:
+            if job_id is None or name.endswith(".evidence.json"):
                 continue
-            _count(by_type, cache.type_of(folder, job_id, name), state)
+            job_type, retry_at, _ = index.lookup(folder, job_id, name,
+                                                 check_mtime=state is State.PENDING)
+            _count(by_type, job_type, state)
+            if state is State.PENDING and retry_at and _after(retry_at, now):
+                retry_waiting += 1
     for job_type, _worker_id, folder in queue_dirs(root):
         for name in fileops.listdir(folder):
             if job_id_of(name, ASSIGNED) is not None:
@@ -104,9 +124,17 @@ def job_counts(root: Root) -> tuple[dict[str, int], dict[str, dict[str, int]], i
             elif any(job_id_of(name, s) is not None for s in (PROCESSING, SUCCESS, FAILURE)):
                 # An outcome waiting for recovery to collect it is still in the queue.
                 _count(by_type, job_type, State.PROCESSING)
-    cache.save()
+    index.save()
     totals = {s.value: sum(t[s.value] for t in by_type.values()) for s in State}
-    return totals, by_type, rejected
+    return {"jobs": totals, "types": by_type, "rejected_events": rejected,
+            "retry_waiting": retry_waiting}
+
+
+def _after(moment: str, now: float) -> bool:
+    try:
+        return parse_time(moment) > now
+    except ValueError:
+        return False
 
 
 def workers(root: Root, config: Config) -> list[dict[str, Any]]:
@@ -156,12 +184,9 @@ def supervisor(root: Root) -> dict[str, Any]:
 
 def gather(root: Root, config: Config) -> dict[str, Any]:
     """Return everything `status` reports, as JSON-ready data."""
-    totals, by_type, rejected = job_counts(root)
     return {
         "root": str(root.path),
-        "jobs": totals,
-        "types": by_type,
-        "rejected_events": rejected,
+        **job_counts(root),
         "workers": workers(root, config),
         "supervisor": supervisor(root),
     }

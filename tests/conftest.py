@@ -25,7 +25,8 @@ FAST_SETTINGS: dict[str, dict[str, Any]] = {
     "recovery": {"interval_seconds": 0.2},
     "supervisor": {"restart_backoff_min_seconds": 0.1, "stop_grace_seconds": 5.0},
     "worker": {"heartbeat_seconds": 0.5, "stop_grace_seconds": 2.0},
-    "defaults": {"timeout": 60.0, "max_attempts": 3},
+    "defaults": {"timeout": 60.0, "max_attempts": 3, "retry_backoff_seconds": 0.05,
+                 "retry_backoff_max_seconds": 0.2},
 }
 
 
@@ -85,7 +86,11 @@ def read_state(root: Path, job_id: str) -> dict[str, Any]:
 
 
 def names(folder: Path, suffix: str = ".json") -> list[str]:
-    return sorted(n for n in os.listdir(folder) if n.endswith(suffix))
+    """Return the sorted names ending in `suffix`; a missing folder has none."""
+    try:
+        return sorted(n for n in os.listdir(folder) if n.endswith(suffix))
+    except FileNotFoundError:
+        return []
 
 
 def all_job_files(root: Path) -> list[Path]:
