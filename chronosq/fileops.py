@@ -12,6 +12,7 @@ error at a chosen point.
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import secrets
@@ -47,7 +48,39 @@ def _crash_hook_from_env() -> Callable[[str, str], None] | None:
     return crash
 
 
-fault_hook = _crash_hook_from_env()
+# FAIL_ENV="ERRNO:OP:PATH_PART:FLAG" makes every operation OP on a path
+# containing PATH_PART raise OSError(ERRNO) while the file FLAG exists, as a
+# full or failing disk would. OP may be "*" for every operation.
+FAIL_ENV = "CHRONOSQ_FAIL_AT"
+
+
+def _fail_hook_from_env() -> Callable[[str, str], None] | None:
+    spec = os.environ.get(FAIL_ENV)
+    if not spec:
+        return None
+    code, op, part, flag = spec.split(":", 3)
+    number = getattr(errno, code)
+
+    def fail(current_op: str, path: str) -> None:
+        if op in ("*", current_op) and part in path and os.path.exists(flag):
+            raise OSError(number, f"{os.strerror(number)} (injected)", path)
+
+    return fail
+
+
+def _hooks_from_env() -> Callable[[str, str], None] | None:
+    hooks = [hook for hook in (_crash_hook_from_env(), _fail_hook_from_env()) if hook]
+    if not hooks:
+        return None
+
+    def run_all(op: str, path: str) -> None:
+        for hook in hooks:
+            hook(op, path)
+
+    return run_all
+
+
+fault_hook = _hooks_from_env()
 
 
 def _before(op: str, path: Path | str) -> None:

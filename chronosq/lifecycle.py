@@ -88,6 +88,20 @@ def derive_job_id(name: str, data: bytes, mtime_ns: int) -> str:
     return "e" + digest.hexdigest()[:32]
 
 
+def set_aside_corrupt(root: Root, path: Path, reason: str, durable: bool) -> bool:
+    """Move an unreadable file to quarantine/ beside a file stating the reason."""
+    target = root.quarantine / f"{path.name}.{time.time_ns()}.corrupt"
+    record = {"path": str(path.relative_to(root.path)), "reason": reason, "at": utc_now()}
+    fileops.write_json(target.with_name(target.name + ".reason"), record, durable=durable)
+    try:
+        fileops.rename(path, target, durable=durable)
+    except FileNotFoundError:
+        return False
+    logs.log_event(logger, logging.WARNING, "file.set_aside", path=str(path),
+                   target=str(target), reason=reason)
+    return True
+
+
 def job_fields(job: dict[str, Any]) -> dict[str, Any]:
     """Return the job without the outcome keys a worker added."""
     return {key: value for key, value in job.items() if key not in OUTCOME_KEYS}
@@ -130,6 +144,7 @@ class Lifecycle:
             "worker_id": None,
             "created_at": job["created_at"],
             "updated_at": now,
+            "event": job.get("event"),
             "event_digest": job.get("event_digest"),
             "last_error": None,
             "errors": [],

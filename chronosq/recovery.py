@@ -15,7 +15,7 @@ from typing import Any
 
 from chronosq import fileops, logs
 from chronosq.layout import ASSIGNED, FAILURE, PROCESSING, SUCCESS, job_id_of
-from chronosq.lifecycle import Lifecycle, utc_now
+from chronosq.lifecycle import Lifecycle, set_aside_corrupt, utc_now
 from chronosq.registry import (
     WorkerRecord,
     queue_dirs,
@@ -87,6 +87,23 @@ class Recovery(Service):
         for worker_id, record in records.items():
             if worker_id not in live:
                 self.remove_record(worker_id, record)
+        self.set_aside_unreadable_records(records, stale)
+
+    def set_aside_unreadable_records(self, records: dict[str, WorkerRecord],
+                                     stale_seconds: float) -> None:
+        """Move worker records that stayed unreadable past a heartbeat to quarantine/."""
+        for name in fileops.listdir(self.root.workers):
+            worker_id = job_id_of(name, ".json")
+            if worker_id is None or worker_id in records:
+                continue
+            path = self.root.workers / name
+            try:
+                age = time.time() - os.stat(path).st_mtime
+            except FileNotFoundError:
+                continue
+            if age > stale_seconds:
+                set_aside_corrupt(self.root, path, "unreadable worker record",
+                                  self.lifecycle.durable)
 
     # -- outcomes --------------------------------------------------------------
 

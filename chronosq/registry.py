@@ -2,18 +2,15 @@
 
 from __future__ import annotations
 
-import logging
 import time
 from pathlib import Path
 from typing import Any, TypedDict
 
 import psutil
 
-from chronosq import fileops, logs
+from chronosq import fileops
 from chronosq.layout import ASSIGNED, PROCESSING, Root, job_id_of
 from chronosq.lifecycle import HOST, parse_time
-
-logger = logging.getLogger(__name__)
 
 # psutil reports a process's start time from /proc; two reads of one process
 # agree far closer than this, and a reused pid starts at a different time.
@@ -72,21 +69,19 @@ def worker_alive(record: WorkerRecord, stale_seconds: float) -> bool:
 
 
 def read_record(path: Path) -> WorkerRecord | None:
-    """Return a worker record, or None when it is gone or unreadable."""
+    """Return a worker record, or None when it is gone or unreadable.
+
+    Unreadable records are left to recovery, which sets them aside once they
+    are older than a heartbeat could leave them.
+    """
     try:
         data = fileops.read_json(path)
-    except FileNotFoundError:
-        return None
-    except (OSError, ValueError) as exc:
-        logs.log_event(
-            logger, logging.ERROR, "worker.record_unreadable", path=str(path), error=str(exc)
-        )
+    except (OSError, ValueError):
         return None
     required = ("worker_id", "types", "pid", "pid_started_at", "capacity")
     if not isinstance(data, dict) or any(key not in data for key in required):
-        logs.log_event(
-            logger, logging.ERROR, "worker.record_invalid", path=str(path)
-        )
+        return None
+    if not isinstance(data["types"], list) or not isinstance(data["pid"], int):
         return None
     return data  # type: ignore[return-value]
 

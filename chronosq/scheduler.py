@@ -18,7 +18,7 @@ from chronosq import fileops, logs
 from chronosq.defaults import POLICY_ERROR_BACKOFF_MAX_SECONDS, PRIORITIES
 from chronosq.errors import ChronosQError
 from chronosq.layout import ASSIGNED, job_id_of
-from chronosq.lifecycle import Lifecycle, State, parse_time
+from chronosq.lifecycle import Lifecycle, State, parse_time, set_aside_corrupt
 from chronosq.policy import Policies, PolicyError, plugin_manager
 from chronosq.policy_types import Candidate
 from chronosq.registry import queue_load, read_records, worker_alive
@@ -100,11 +100,11 @@ class Scheduler(Service):
             job_type = job["type"]
         except FileNotFoundError:
             return
-        except (OSError, ValueError, KeyError, TypeError) as exc:
-            # NOTE: an unreadable job file stays in jobs/ and is logged on each scan.
-            logs.log_event(
-                logger, logging.ERROR, "job.unreadable", job_id=job_id, error=repr(exc)
-            )
+        except (ValueError, KeyError, TypeError) as exc:
+            # Job files are renamed into jobs/ complete, so this one was damaged
+            # on disk; keep it for inspection rather than reading it every scan.
+            set_aside_corrupt(self.root, self.root.jobs / f"{job_id}{ASSIGNED}",
+                              f"unreadable job file: {exc!r}", self.lifecycle.durable)
             return
         self.jobs[job_id] = job
         retry_at = retry_time(job)

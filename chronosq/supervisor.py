@@ -22,7 +22,7 @@ from typing import Any
 import psutil
 
 from chronosq import config as config_module
-from chronosq import fileops, logs
+from chronosq import fileops, fsck, logs
 from chronosq.config import Config
 from chronosq.errors import ChronosQError, RootError
 from chronosq.layout import Root
@@ -126,6 +126,7 @@ class Supervisor:
         signal.signal(signal.SIGHUP, self._on_reload)
         signal.signal(signal.SIGCHLD, lambda signum, frame: None)
         self.waiter.install_signal_wakeup()
+        self.check_root()
         self.write_record()
         logs.log_event(logger, logging.INFO, "supervisor.started", root=str(self.root.path))
         try:
@@ -141,6 +142,17 @@ class Supervisor:
             logs.log_event(logger, logging.INFO, "supervisor.stopped")
             os.close(self.lock_fd)
         return 0
+
+    def check_root(self) -> None:
+        """Run fsck without repairs and log what it finds; recovery mends the rest."""
+        try:
+            problems = fsck.check(self.root, self.config, repair=False)
+        except OSError as exc:
+            logs.log_event(logger, logging.ERROR, "fsck.failed", error=str(exc))
+            return
+        for problem in problems:
+            logs.log_event(logger, logging.WARNING, "fsck.problem", **problem)
+        logs.log_event(logger, logging.INFO, "fsck.done", problems=len(problems))
 
     def write_record(self) -> None:
         record = {

@@ -50,6 +50,8 @@ Handler = Callable[[dict[str, Any]], Any]
 STDERR_TAIL_CHARS = 2000
 # Seconds before looking again at jobs whose state record lags their file.
 STATE_RETRY_SECONDS = 0.02
+ERROR_BACKOFF_MIN_SECONDS = 0.1
+ERROR_BACKOFF_MAX_SECONDS = 5.0
 
 
 class JobFailed(Exception):
@@ -105,6 +107,7 @@ class Worker:
         self.lock = threading.Lock()
         self.heartbeat_stop = threading.Event()
         self.pid = os.getpid()
+        self.error_backoff_seconds = 0.0
         self.started_at = utc_now()
 
     # -- registration ----------------------------------------------------------
@@ -203,19 +206,51 @@ class Worker:
         beat.start()
         try:
             while not self.stopping:
-                assigned = self.assigned_jobs()
-                if not assigned:
-                    self.waiter.wait(float(self.config.get("worker", "heartbeat_seconds")))
-                    continue
-                if not self.process_first_ready(assigned):
-                    self.waiter.wait(STATE_RETRY_SECONDS)
+                try:
+                    self.serve_once()
+                except OSError as exc:
+                    self.back_off(exc)
+                else:
+                    self.error_backoff_seconds = 0.0
         finally:
             self.heartbeat_stop.set()
             beat.join()
-            self.unregister()
+            self.stop_cleanly()
             self.waiter.close()
             logs.log_event(logger, logging.INFO, "worker.stopped", worker_id=self.worker_id)
         return 0
+
+    def serve_once(self) -> None:
+        """Process the next ready job, or wait for one to arrive."""
+        assigned = self.assigned_jobs()
+        if not assigned:
+            self.waiter.wait(float(self.config.get("worker", "heartbeat_seconds")))
+        elif not self.process_first_ready(assigned):
+            self.waiter.wait(STATE_RETRY_SECONDS)
+
+    def back_off(self, error: OSError) -> None:
+        """Wait after a failed file operation (disk full, I/O error) before going on."""
+        self.error_backoff_seconds = min(
+            ERROR_BACKOFF_MAX_SECONDS, max(ERROR_BACKOFF_MIN_SECONDS, self.error_backoff_seconds * 2)
+        )
+        logs.log_event(logger, logging.ERROR, "worker.io_error", worker_id=self.worker_id,
+                       error=str(error), retry_in_seconds=self.error_backoff_seconds)
+        self.waiter.wait(self.error_backoff_seconds)
+
+    def stop_cleanly(self) -> None:
+        """Unregister and hand back queued jobs, retrying briefly if the disk fails."""
+        deadline = time.monotonic() + float(self.config.get("worker", "stop_grace_seconds"))
+        while True:
+            try:
+                self.unregister()
+                return
+            except OSError as exc:
+                if time.monotonic() > deadline:
+                    # Recovery requeues what is left once this process is gone.
+                    logs.log_event(logger, logging.ERROR, "worker.unregister_failed",
+                                   worker_id=self.worker_id, error=str(exc))
+                    return
+                self.back_off(exc)
 
     def assigned_jobs(self) -> list[Path]:
         """Return the paths of assigned jobs, earliest assignment first."""
@@ -284,6 +319,22 @@ class Worker:
         finally:
             with self.lock:
                 self.current = None
+
+    def write_outcome(self, target: Path, outcome: dict[str, Any]) -> None:
+        """Write the outcome file, retrying while the disk is full or failing.
+
+        The result exists only in this process until it is written, so the worker
+        keeps trying, and keeps its claim fresh meanwhile, until it succeeds or is
+        told to stop; then the claim is left for recovery to requeue.
+        """
+        while True:
+            try:
+                fileops.write_json(target, outcome, durable=self.lifecycle.durable)
+                return
+            except OSError as exc:
+                if self.stopping:
+                    raise
+                self.back_off(exc)
 
     def set_aside(self, claim: Path) -> None:
         """Move an unreadable job file to error/ so it is not claimed again."""
@@ -362,7 +413,7 @@ class Worker:
             logs.log_event(logger, logging.WARNING, "job.claim_lost", job_id=job["job_id"],
                            worker_id=self.worker_id, attempt=attempt)
         target = claim.with_name(claim.name[: -len(PROCESSING)] + suffix)
-        fileops.write_json(target, outcome, durable=self.lifecycle.durable)
+        self.write_outcome(target, outcome)
         fileops.unlink(claim, durable=self.lifecycle.durable, missing_ok=True)
         logs.log_event(
             logger,

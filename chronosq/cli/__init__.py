@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from chronosq.cli import basic, policy, status, worker
+from chronosq.cli import basic, fsck, policy, status, worker
 
 app = typer.Typer(
     name="chronosq",
@@ -16,6 +16,7 @@ basic.register(app)
 worker.register(app)
 status.register(app)
 policy.register(app)
+fsck.register(app)
 
 
 def main() -> None:
