@@ -587,7 +587,20 @@ def wait_until_ready(cluster: Cluster, worker_count: int) -> float:
     return wait_for_outputs(cluster, 1, WARMUP_ID, STARTUP_TIMEOUT_SECONDS, progress=False)
 
 
+def background_load(seconds: float = 1.0) -> float:
+    """Return how many CPUs other processes kept busy while this script slept `seconds`."""
+    before = machine_cpu_seconds()
+    time.sleep(seconds)
+    after = machine_cpu_seconds()
+    return (after["busy"] - before["busy"]) / seconds
+
+
 def run_benchmark(args: argparse.Namespace, scratch: Path) -> dict[str, Any]:
+    # NOTE: other load on the machine lowers every figure; it is measured and
+    # reported here, not prevented.
+    load_before = background_load()
+    if load_before > 0.1:
+        log(f"warning: other processes keep {load_before:.2f} CPUs busy before the run")
     root = scratch / "root"
     prepare_root(root, durable=not args.no_durable)
     log(f"root {root}")
@@ -599,9 +612,9 @@ def run_benchmark(args: argparse.Namespace, scratch: Path) -> dict[str, Any]:
     try:
         cluster.start_all(args.workers, args.capacity)
         warmup_seconds = wait_until_ready(cluster, args.workers)
-        log(f"pipeline ready; warm-up job took {warmup_seconds:.2f}s")
-
         pids = cluster.measured_pids()
+        log(f"pipeline ready; warm-up job took {warmup_seconds:.2f}s; pids "
+            + ", ".join(f"{name}={pid}" for name, pid in pids.items()))
         cpu_before = cpu_seconds(pids)
         machine_before = machine_cpu_seconds()
         wall_before = time.monotonic()
@@ -639,6 +652,7 @@ def run_benchmark(args: argparse.Namespace, scratch: Path) -> dict[str, Any]:
         },
         "machine": dict(describe_machine(), filesystem=filesystem_type(scratch)),
         "filesystem_reference": reference,
+        "background_load_cpus": round(load_before, 2),
         "warmup_seconds": round(warmup_seconds, 3),
         "results": results,
     }
@@ -661,6 +675,7 @@ def print_table(report: dict[str, Any]) -> None:
         ("durable", f"{settings['durable']}"),
         ("machine", f"{machine['cpus']} CPUs, {machine['memory_gib']} GiB, "
                     f"Python {machine['python']}, {machine['filesystem']}"),
+        ("other load before the run", f"{report['background_load_cpus']:.2f} CPUs busy"),
         ("fs reference, 1 process", f"{reference['single_process_per_second']:.0f} files/s"),
         (f"fs reference, {reference['parallel_processes']} processes",
          f"{reference['parallel_per_second']:.0f} files/s"),

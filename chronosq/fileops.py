@@ -83,6 +83,19 @@ def _hooks_from_env() -> Callable[[str, str], None] | None:
 fault_hook = _hooks_from_env()
 
 
+class NotDurableError(OSError):
+    """The rename took place but the fsync after it failed, so a power cut may
+    undo it; callers record the move and then report the error."""
+
+
+def _fsync_after_rename(folders: list[Path]) -> None:
+    try:
+        for folder in folders:
+            fsync_dir(folder)
+    except OSError as exc:
+        raise NotDurableError(exc.errno, exc.strerror, exc.filename) from exc
+
+
 def _before(op: str, path: Path | str) -> None:
     if fault_hook is not None:
         fault_hook(op, str(path))
@@ -128,7 +141,7 @@ def write_bytes(path: Path, data: bytes, *, durable: bool) -> None:
         _discard(tmp)
         raise
     if durable:
-        fsync_dir(path.parent)
+        _fsync_after_rename([path.parent])
 
 
 def _discard(tmp: Path) -> None:
@@ -165,9 +178,8 @@ def rename(src: Path, dst: Path, *, durable: bool) -> None:
     _before("rename", f"{src} -> {dst}")
     os.rename(src, dst)
     if durable:
-        fsync_dir(dst.parent)
-        if src.parent != dst.parent:
-            fsync_dir(src.parent)
+        folders = [dst.parent] if src.parent == dst.parent else [dst.parent, src.parent]
+        _fsync_after_rename(folders)
 
 
 def unlink(path: Path, *, durable: bool, missing_ok: bool = False) -> bool:

@@ -38,13 +38,9 @@ class Ingest(Service):
     role = "ingest"
 
     def setup(self) -> None:
-        self.lifecycle = Lifecycle(self.root, self.config, self.role)
         self.waiter.watch(self.root.input)
         self.next_scan = 0.0
         self.queued: set[str] = set()
-
-    def on_reload(self) -> None:
-        self.lifecycle = Lifecycle(self.root, self.config, self.role)
 
     def handle_changes(self, changes: list[tuple[Path, str]]) -> None:  # type: ignore[override]
         for _folder, name in changes:

@@ -115,6 +115,50 @@ class Lifecycle:
         self.config = config
         self.role = role
         self.durable = config.durable
+        self.deferred_error: OSError | None = None
+        # job id -> (history length before, record) of state writes that failed
+        self.unrecorded: dict[str, tuple[int, dict[str, Any]]] = {}
+
+    def reconfigure(self, config: Config) -> None:
+        """Apply a reloaded configuration, keeping state writes still to be retried."""
+        self.config = config
+        self.durable = config.durable
+
+    # -- moves -----------------------------------------------------------------
+
+    def move(self, src: Path, dst: Path) -> bool:
+        """Rename a job file into its next place; False when another process took it.
+
+        When the rename happened but the fsync after it failed, the move is
+        still recorded in the state file by the caller's transition, which then
+        raises the error, so the state never lags a move that is visible.
+        """
+        try:
+            fileops.rename(src, dst, durable=self.durable)
+        except FileNotFoundError:
+            return False
+        except fileops.NotDurableError as exc:
+            self.deferred_error = exc
+        return True
+
+    def raise_deferred(self) -> None:
+        """Raise the fsync error of the last move, now that the move is recorded."""
+        error, self.deferred_error = self.deferred_error, None
+        if error is not None:
+            raise error
+
+    def flush_unrecorded(self) -> None:
+        """Write state records whose write failed earlier, unless another process
+        has written the record since."""
+        for job_id, (base_length, record) in list(self.unrecorded.items()):
+            current = self.read_state(job_id)
+            if current is not None and len(current.get("history", [])) != base_length:
+                del self.unrecorded[job_id]
+                continue
+            fileops.write_json(self.root.state_path(job_id), record, durable=self.durable)
+            del self.unrecorded[job_id]
+            logs.log_event(logger, logging.INFO, "state.recorded_late", job_id=job_id,
+                           state=record.get("state"))
 
     # -- state files ---------------------------------------------------------
 
@@ -192,6 +236,7 @@ class Lifecycle:
         job_id = job["job_id"]
         if record is None:
             record = self.read_state(job_id) or self.new_state(job, by=self.role)
+        base_length = len(record["history"])
         now = utc_now()
         entry: dict[str, Any] = {"at": now, "event": event, "state": state.value}
         entry["by"] = self.role
@@ -216,7 +261,13 @@ class Lifecycle:
                     "at": now,
                 }
             )
-        fileops.write_json(self.root.state_path(job_id), record, durable=self.durable)
+        try:
+            fileops.write_json(self.root.state_path(job_id), record, durable=self.durable)
+        except OSError:
+            self.unrecorded[job_id] = (base_length, record)
+            raise
+        finally:
+            self.raise_deferred()
         logs.log_event(
             logger,
             level,
@@ -275,9 +326,7 @@ class Lifecycle:
         queue = self.root.queue_dir(job["type"], worker_id)
         queue.mkdir(parents=True, exist_ok=True)
         src = self.root.jobs / f"{job_id}{ASSIGNED}"
-        try:
-            fileops.rename(src, queue / f"{job_id}{ASSIGNED}", durable=self.durable)
-        except FileNotFoundError:
+        if not self.move(src, queue / f"{job_id}{ASSIGNED}"):
             return False
         self.transition(job, "assigned", State.ASSIGNED, worker_id=worker_id, record=record)
         return True
@@ -311,10 +360,7 @@ class Lifecycle:
         error = reason if count_attempt else None
         if count_attempt and attempts >= settings.max_attempts:
             return self._fail(src, job, error=reason, worker_id=worker_id)
-        try:
-            fileops.rename(src, self.root.jobs / f"{job['job_id']}{ASSIGNED}",
-                           durable=self.durable)
-        except FileNotFoundError:
+        if not self.move(src, self.root.jobs / f"{job['job_id']}{ASSIGNED}"):
             return None
         details: dict[str, Any] = {"crashes": crashes} if crashed else {}
         self.transition(
@@ -356,9 +402,7 @@ class Lifecycle:
         }
         evidence_path = self.root.quarantine / f"{job_id}.evidence.json"
         fileops.write_json(evidence_path, report, durable=self.durable)
-        try:
-            fileops.rename(src, self.root.quarantine / f"{job_id}.json", durable=self.durable)
-        except FileNotFoundError:
+        if not self.move(src, self.root.quarantine / f"{job_id}.json"):
             return None
         self.transition(
             job,
@@ -394,9 +438,7 @@ class Lifecycle:
         attempt = outcome.get("attempt")
         if src.name.endswith(SUCCESS):
             dst = self.root.output / f"{job_id}.json"
-            try:
-                fileops.rename(src, dst, durable=self.durable)
-            except FileNotFoundError:
+            if not self.move(src, dst):
                 return None
             self.transition(
                 outcome,
@@ -420,10 +462,7 @@ class Lifecycle:
         # The outcome file is this process's until it moves, so it can carry the
         # retry time into jobs/, where the scheduler reads it with the job.
         fileops.write_json(src, waiting, durable=self.durable)
-        try:
-            fileops.rename(src, self.root.jobs / f"{job_id}{ASSIGNED}",
-                           durable=self.durable)
-        except FileNotFoundError:
+        if not self.move(src, self.root.jobs / f"{job_id}{ASSIGNED}"):
             return None
         self.transition(
             outcome,
@@ -443,9 +482,7 @@ class Lifecycle:
     ) -> State | None:
         job_id = job["job_id"]
         dst = self.root.error / f"{job_id}.json"
-        try:
-            fileops.rename(src, dst, durable=self.durable)
-        except FileNotFoundError:
+        if not self.move(src, dst):
             return None
         # error/ is a final place that only this process writes to now, so the
         # file can be rewritten in place to carry its last error.

@@ -36,13 +36,9 @@ class Recovery(Service):
     role = "recovery"
 
     def setup(self) -> None:
-        self.lifecycle = Lifecycle(self.root, self.config, self.role)
         self.next_check = 0.0
         self.waiter.watch(self.root.broker)
         self.watch_queues()
-
-    def on_reload(self) -> None:
-        self.lifecycle = Lifecycle(self.root, self.config, self.role)
 
     def watch_queues(self) -> None:
         for job_type in fileops.listdir(self.root.broker):

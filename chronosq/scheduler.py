@@ -52,7 +52,6 @@ class Scheduler(Service):
     role = "scheduler"
 
     def setup(self) -> None:
-        self.lifecycle = Lifecycle(self.root, self.config, self.role)
         self.policies = Policies(self.root, self.config, plugin_manager(self.config, self.root))
         self.paused_until: dict[str, float] = {}
         self.pause_seconds: dict[str, float] = {}
@@ -69,7 +68,6 @@ class Scheduler(Service):
         self.waiter.watch(self.root.broker)
 
     def on_reload(self) -> None:
-        self.lifecycle = Lifecycle(self.root, self.config, self.role)
         try:
             manager = plugin_manager(self.config, self.root)
         except ChronosQError as exc:

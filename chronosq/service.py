@@ -11,6 +11,7 @@ import errno
 import logging
 import os
 import signal
+import time
 from types import FrameType
 
 from chronosq import config as config_module
@@ -18,6 +19,7 @@ from chronosq import logs
 from chronosq.config import Config
 from chronosq.errors import ChronosQError
 from chronosq.layout import Root
+from chronosq.lifecycle import Lifecycle
 from chronosq.watch import Waiter
 
 logger = logging.getLogger(__name__)
@@ -39,6 +41,7 @@ class Service:
         self.stopping = False
         self.reload_requested = False
         self.error_backoff_seconds = 0.0
+        self.lifecycle = Lifecycle(root, config, self.role)
         supervisor = os.environ.get(SUPERVISOR_PID_ENV)
         self.supervisor_pid = int(supervisor) if supervisor else None
 
@@ -67,6 +70,7 @@ class Service:
             logs.log_event(logger, logging.ERROR, "config.reload_failed", error=str(exc))
             return
         logs.log_event(logger, logging.INFO, "config.reloaded")
+        self.lifecycle.reconfigure(self.config)
         self.on_reload()
 
     def on_reload(self) -> None:
@@ -96,7 +100,10 @@ class Service:
             errno=errno.errorcode.get(error.errno or 0, error.errno), error=str(error),
             retry_in_seconds=self.error_backoff_seconds,
         )
-        self.waiter.wait(self.error_backoff_seconds)
+        deadline = time.monotonic() + self.error_backoff_seconds
+        while not self.stopping and time.monotonic() < deadline:
+            # File notifications end a wait early; only the deadline ends the pause.
+            self.waiter.wait(deadline - time.monotonic())
         # Notifications that arrived meanwhile were dropped, so rescan everything.
         self.waiter.overflowed = True
 
@@ -113,6 +120,7 @@ class Service:
                                supervisor_pid=self.supervisor_pid)
                 break
             try:
+                self.lifecycle.flush_unrecorded()
                 timeout = self.step()
                 if self.stopping:
                     break

@@ -222,6 +222,7 @@ class Worker:
 
     def serve_once(self) -> None:
         """Process the next ready job, or wait for one to arrive."""
+        self.lifecycle.flush_unrecorded()
         assigned = self.assigned_jobs()
         if not assigned:
             self.waiter.wait(float(self.config.get("worker", "heartbeat_seconds")))
@@ -235,7 +236,10 @@ class Worker:
         )
         logs.log_event(logger, logging.ERROR, "worker.io_error", worker_id=self.worker_id,
                        error=str(error), retry_in_seconds=self.error_backoff_seconds)
-        self.waiter.wait(self.error_backoff_seconds)
+        deadline = time.monotonic() + self.error_backoff_seconds
+        while not self.stopping and time.monotonic() < deadline:
+            # File notifications end a wait early; only the deadline ends the pause.
+            self.waiter.wait(deadline - time.monotonic())
 
     def stop_cleanly(self) -> None:
         """Unregister and hand back queued jobs, retrying briefly if the disk fails."""
@@ -292,9 +296,7 @@ class Worker:
     def process(self, path: Path, record: dict[str, Any] | None) -> None:
         """Claim one assigned job, run it and record its outcome."""
         claim = path.with_name(path.name[: -len(ASSIGNED)] + PROCESSING)
-        try:
-            fileops.rename(path, claim, durable=self.lifecycle.durable)
-        except FileNotFoundError:
+        if not self.lifecycle.move(path, claim):
             return  # recovery took it back first
         job = self.read_job(claim)
         if job is None:

@@ -28,3 +28,10 @@ def slow_first_attempt(job: dict[str, Any]) -> dict[str, Any]:
 def always_fail(job: dict[str, Any]) -> None:
     """Fail every attempt with an error that names the attempt."""
     raise RuntimeError(f"boom on attempt {job['attempt']} in pid {os.getpid()}")
+
+
+def poison(job: dict[str, Any]) -> dict[str, Any]:
+    """Kill the worker running the job when the payload says so; echo otherwise."""
+    if job["payload"].get("poison"):
+        os.kill(os.getpid(), 9)
+    return echo(job)
