@@ -38,6 +38,11 @@ SCHEMA: dict[str, dict[str, tuple[tuple[type, ...], Any, str]]] = {
             defaults.MAX_EVENT_BYTES,
             "larger events are set aside in error/",
         ),
+        "min_free_bytes": (
+            (int,),
+            defaults.MIN_FREE_BYTES,
+            "ingest pauses while the root's filesystem has less free space",
+        ),
     },
     "scheduler": {
         "rescan_seconds": (

@@ -15,6 +15,9 @@ DURABLE = True
 
 INGEST_RESCAN_SECONDS = 2.0
 MAX_EVENT_BYTES = 10 * 1024 * 1024
+MIN_FREE_BYTES = 64 * 1024 * 1024
+# Seconds between free-space checks while ingest is paused for space.
+DISK_RECHECK_SECONDS = 1.0
 
 SCHEDULER_RESCAN_SECONDS = 2.0
 # Seconds a worker record may go without a heartbeat before the scheduler stops

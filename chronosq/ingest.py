@@ -15,15 +15,17 @@ import time
 from pathlib import Path
 
 from chronosq import fileops, logs
+from chronosq.defaults import DISK_RECHECK_SECONDS
 from chronosq.errors import InvalidEventError
 from chronosq.events import parse_event
 from chronosq.layout import REJECTED
-from chronosq.lifecycle import Lifecycle, utc_now
+from chronosq.lifecycle import utc_now
 from chronosq.service import Service
 
 logger = logging.getLogger(__name__)
 
 EVENT_SUFFIX = ".json"
+PAUSE_RECORD = "ingest.json"
 TEMP_SUFFIX = ".tmp"
 
 
@@ -41,13 +43,54 @@ class Ingest(Service):
         self.waiter.watch(self.root.input)
         self.next_scan = 0.0
         self.queued: set[str] = set()
+        self.paused_reason: str | None = None
+        self.write_pause_record()
 
     def handle_changes(self, changes: list[tuple[Path, str]]) -> None:  # type: ignore[override]
         for _folder, name in changes:
             if not is_ignored(name):
                 self.queued.add(name)
 
+    def free_bytes(self) -> int:
+        info = os.statvfs(self.root.path)
+        return info.f_bavail * info.f_frsize
+
+    def space_ok(self) -> bool:
+        """Pause or resume ingest by the free space left; return True to ingest now.
+
+        Jobs already accepted keep moving while ingest is paused, so a full disk
+        stops new work at the door rather than in the middle of a transition.
+        """
+        minimum = int(self.config.get("ingest", "min_free_bytes"))
+        free = self.free_bytes()
+        if free >= minimum:
+            if self.paused_reason is not None:
+                self.paused_reason = None
+                logs.log_event(logger, logging.INFO, "ingest.resumed", free_bytes=free)
+                self.write_pause_record()
+            return True
+        if self.paused_reason is None:
+            self.paused_reason = (
+                f"free space {free} bytes is below ingest.min_free_bytes={minimum}; "
+                "free space on the root's filesystem to resume"
+            )
+            logs.log_event(logger, logging.WARNING, "ingest.paused", free_bytes=free,
+                           min_free_bytes=minimum)
+            self.write_pause_record()
+        return False
+
+    def write_pause_record(self) -> None:
+        """Tell `status` why ingest is paused, if it is."""
+        record = {"paused": self.paused_reason is not None, "reason": self.paused_reason,
+                  "at": utc_now()}
+        try:
+            fileops.write_json(self.root.run / PAUSE_RECORD, record, durable=False)
+        except OSError as exc:
+            logs.log_event(logger, logging.ERROR, "ingest.pause_record_failed", error=str(exc))
+
     def step(self) -> float:
+        if not self.space_ok():
+            return DISK_RECHECK_SECONDS
         now = time.monotonic()
         if now >= self.next_scan or self.waiter.overflowed or not self.waiter.notifies:
             self.waiter.overflowed = False

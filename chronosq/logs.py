@@ -1,18 +1,17 @@
 """Structured JSON logging shared by every ChronosQ process.
 
-Each record is one JSON object on one line. All processes append to the same
-file; each line goes out in a single write on a file opened with O_APPEND, so
-lines from different processes never mix. The handler reopens the file when
-logrotate moves it away.
+Each record is one JSON object on one line, and every process appends to the
+same file through AppendHandler.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import logging.handlers
+import os
 import sys
 import traceback
+from pathlib import Path
 from datetime import UTC, datetime
 from typing import Any
 
@@ -50,6 +49,52 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(entry, default=str, ensure_ascii=False)
 
 
+class AppendHandler(logging.Handler):
+    """Append each record to a file in one write(2) on an O_APPEND descriptor.
+
+    Several processes share the file, and one unbuffered write per line keeps
+    their lines whole. The file is reopened when logrotate moves it away. A line
+    that cannot be written (disk full) is dropped and reported on stderr; the
+    next one is tried afresh.
+    """
+
+    def __init__(self, path: Path):
+        super().__init__()
+        self.path = path
+        self.fd = -1
+        self.identity: tuple[int, int] | None = None
+        self._open()
+
+    def _open(self) -> None:
+        self.fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        info = os.fstat(self.fd)
+        self.identity = (info.st_dev, info.st_ino)
+
+    def _reopen_if_moved(self) -> None:
+        try:
+            info = os.stat(self.path)
+            moved = (info.st_dev, info.st_ino) != self.identity
+        except FileNotFoundError:
+            moved = True
+        if moved:
+            os.close(self.fd)
+            self._open()
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            line = (self.format(record) + "\n").encode("utf-8", errors="replace")
+            self._reopen_if_moved()
+            os.write(self.fd, line)
+        except Exception:
+            self.handleError(record)
+
+    def close(self) -> None:
+        if self.fd >= 0:
+            os.close(self.fd)
+            self.fd = -1
+        super().close()
+
+
 def setup(root: Root, role: str, level: str, file: str, stderr: bool) -> None:
     """Send this process's logs to the root's JSON log; call once per entry point."""
     global _ROLE
@@ -61,7 +106,7 @@ def setup(root: Root, role: str, level: str, file: str, stderr: bool) -> None:
         handler.close()
     path = root.path / file
     path.parent.mkdir(parents=True, exist_ok=True)
-    file_handler = logging.handlers.WatchedFileHandler(path, encoding="utf-8")
+    file_handler = AppendHandler(path)
     file_handler.setFormatter(formatter)
     top.addHandler(file_handler)
     if stderr:

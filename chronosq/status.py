@@ -184,9 +184,14 @@ def supervisor(root: Root) -> dict[str, Any]:
 
 def gather(root: Root, config: Config) -> dict[str, Any]:
     """Return everything `status` reports, as JSON-ready data."""
+    try:
+        ingest = fileops.read_json(root.run / "ingest.json")
+    except (OSError, ValueError):
+        ingest = {"paused": False, "reason": None}
     return {
         "root": str(root.path),
         **job_counts(root),
+        "ingest": ingest,
         "workers": workers(root, config),
         "supervisor": supervisor(root),
     }

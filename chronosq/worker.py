@@ -305,8 +305,15 @@ class Worker:
         attempt = int((record or {}).get("attempts", 0)) + 1
         with self.lock:
             self.current = claim
-        self.lifecycle.transition(job, "claimed", State.PROCESSING, record=record,
-                                  worker_id=self.worker_id, attempts=attempt, attempt=attempt)
+        try:
+            self.lifecycle.transition(job, "claimed", State.PROCESSING, record=record,
+                                      worker_id=self.worker_id, attempts=attempt,
+                                      attempt=attempt)
+        except OSError as exc:
+            # The claim is this worker's; the state record is written before the
+            # outcome (see write_outcome), so run the job rather than strand it.
+            logs.log_event(logger, logging.ERROR, "worker.io_error", job_id=job["job_id"],
+                           worker_id=self.worker_id, error=str(exc))
         task = dict(job_fields(job), attempt=attempt, worker_id=self.worker_id)
         started = time.monotonic()
         try:
@@ -331,6 +338,9 @@ class Worker:
         """
         while True:
             try:
+                # Recovery checks an outcome against the state record, so a claim
+                # whose record could not be written yet must be recorded first.
+                self.lifecycle.flush_unrecorded()
                 fileops.write_json(target, outcome, durable=self.lifecycle.durable)
                 return
             except OSError as exc:

@@ -79,6 +79,8 @@ def status(
     console.print(jobs_table(data))
     if data["rejected_events"]:
         console.print(f"rejected events in error/: {data['rejected_events']}")
+    if data["ingest"].get("paused"):
+        console.print(f"[red]ingest paused:[/red] {data['ingest']['reason']}")
     if data["retry_waiting"]:
         console.print(f"pending jobs waiting for their retry time: {data['retry_waiting']}")
     console.print(workers_table(data))
