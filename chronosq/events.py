@@ -50,6 +50,14 @@ def _decode(data: bytes) -> dict[str, Any]:
     return event
 
 
+def content_digest(job_type: str, payload: Any, priority: str, meta: Any) -> str:
+    """Return a digest of what a job does, so a resubmission of the same job with
+    a new created_at is recognised as the same, and a different job is not."""
+    canonical = json.dumps([job_type, payload, priority, meta], sort_keys=True,
+                           separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
 def parse_event(name: str, data: bytes, mtime_ns: int, now: str) -> dict[str, Any]:
     """Return the job an event file describes; raise InvalidEventError with the reason."""
     event = _decode(data)
@@ -90,7 +98,7 @@ def parse_event(name: str, data: bytes, mtime_ns: int, now: str) -> dict[str, An
         "priority": priority,
         "created_at": created_at,
         "event": name,
-        "event_digest": hashlib.sha256(data).hexdigest(),
+        "event_digest": content_digest(job_type, payload, priority, meta),
     }
     if meta:
         job["meta"] = meta

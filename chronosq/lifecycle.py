@@ -341,6 +341,7 @@ class Lifecycle:
         count_attempt: bool,
         crashed: bool = False,
         evidence: dict[str, Any] | None = None,
+        refund_attempt: bool = False,
     ) -> State | None:
         """Return a job from a worker's queue to pending; return the new state, or
         None if the file was gone.
@@ -349,6 +350,7 @@ class Lifecycle:
         attempts are spent goes to error/. With `crashed` its worker died while
         running it; after the type's max_crashes such deaths it goes to
         quarantine/ with `evidence` instead of killing one worker after another.
+        With `refund_attempt` the claim that was handed back is not counted.
         """
         record = self.read_state(job["job_id"]) or {}
         attempts = int(record.get("attempts", 0))
@@ -363,6 +365,9 @@ class Lifecycle:
         if not self.move(src, self.root.jobs / f"{job['job_id']}{ASSIGNED}"):
             return None
         details: dict[str, Any] = {"crashes": crashes} if crashed else {}
+        if refund_attempt:
+            attempts = max(0, attempts - 1)
+            details["attempts"] = attempts
         self.transition(
             job,
             "requeued",

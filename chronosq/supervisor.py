@@ -54,6 +54,11 @@ class Child:
     started_at_pid: float | None = None
 
 
+def say(message: str) -> None:
+    """Print one line for the person running `supervise` in a terminal."""
+    print(f"chronosq: {message}", file=sys.stderr, flush=True)
+
+
 def describe_exit(returncode: int) -> str:
     """Return 'exit status N' or 'signal NAME' for a child's return code."""
     if returncode < 0:
@@ -72,22 +77,29 @@ def acquire_lock(root: Root) -> int:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
         os.close(fd)
-        raise RootError(f"another supervisor is running on {root.path} ({lock_holders(root)}); "
-                        "stop it with SIGTERM first") from None
+        holders, supervisor_alive = lock_holders(root)
+        if supervisor_alive:
+            raise RootError(f"another supervisor is running on {root.path} ({holders}); "
+                            "stop it with SIGTERM first") from None
+        raise RootError(
+            f"another supervisor is running on {root.path}: its supervisor is gone but "
+            f"its children still hold the lock ({holders or 'pids unknown'}); they exit "
+            "within a few seconds, or stop them with SIGTERM"
+        ) from None
     return fd
 
 
-def lock_holders(root: Root) -> str:
+def lock_holders(root: Root) -> tuple[str, bool]:
     """Describe the live processes of the supervisor that holds the lock."""
     parts = []
+    supervisor_alive = False
     try:
         record = fileops.read_json(root.run / RECORD_NAME)
-        if pid_alive(int(record["pid"]), float(record["pid_started_at"])):
+        supervisor_alive = pid_alive(int(record["pid"]), float(record["pid_started_at"]))
+        if supervisor_alive:
             parts.append(f"supervisor pid {record['pid']}")
-        else:
-            parts.append(f"supervisor pid {record['pid']} is gone but its children remain")
     except (OSError, ValueError, KeyError, TypeError):
-        parts.append("supervisor record unreadable")
+        pass
     for role in ROLES:
         try:
             child = fileops.read_json(root.children / f"{role}.json")
@@ -97,7 +109,7 @@ def lock_holders(root: Root) -> str:
             int(child["pid"]), float(child["pid_started_at"])
         ):
             parts.append(f"{role} pid {child['pid']}")
-    return ", ".join(parts)
+    return ", ".join(parts), supervisor_alive
 
 
 class Supervisor:
@@ -129,6 +141,8 @@ class Supervisor:
         self.check_root()
         self.write_record()
         logs.log_event(logger, logging.INFO, "supervisor.started", root=str(self.root.path))
+        say(f"supervising {self.root.path} (pid {os.getpid()}); JSON log in "
+            f"{self.root.path / self.config.get('logging', 'file')}; Ctrl-C or SIGTERM stops")
         try:
             while not self.stopping:
                 if self.reload_requested:
@@ -140,6 +154,7 @@ class Supervisor:
             self.stop_children()
             fileops.unlink(self.root.run / RECORD_NAME, durable=False, missing_ok=True)
             logs.log_event(logger, logging.INFO, "supervisor.stopped")
+            say("stopped")
             os.close(self.lock_fd)
         return 0
 
@@ -223,6 +238,8 @@ class Supervisor:
                            child_pid=process.pid, exit=child.last_exit,
                            uptime_seconds=round(uptime, 3),
                            restart_in_seconds=child.backoff_seconds)
+            say(f"{child.role} (pid {process.pid}) exited with {child.last_exit}; "
+                f"restarting in {child.backoff_seconds:g}s")
 
     def next_wakeup(self) -> float:
         waits = [1.0]
@@ -240,6 +257,7 @@ class Supervisor:
             validate(config, plugin_manager(config, self.root))
         except ChronosQError as exc:
             logs.log_event(logger, logging.ERROR, "config.reload_failed", error=str(exc))
+            say(f"reload failed, keeping the running configuration: {exc}")
             return
         self.config = config
         for child in self.children.values():

@@ -19,6 +19,7 @@ import signal
 import subprocess
 import threading
 import time
+import traceback
 from collections.abc import Callable
 from pathlib import Path
 from types import FrameType
@@ -50,12 +51,19 @@ Handler = Callable[[dict[str, Any]], Any]
 STDERR_TAIL_CHARS = 2000
 # Seconds before looking again at jobs whose state record lags their file.
 STATE_RETRY_SECONDS = 0.02
+# Seconds a stopped command's process group gets between SIGTERM and SIGKILL.
+COMMAND_TERM_SECONDS = 2.0
 ERROR_BACKOFF_MIN_SECONDS = 0.1
 ERROR_BACKOFF_MAX_SECONDS = 5.0
 
 
 class JobFailed(Exception):
     """Raised by a runner when a job failed; the message is the job's error."""
+
+
+class HandBack(Exception):
+    """Raised when the worker stops before the job finished; the job goes back to
+    pending without counting the attempt."""
 
 
 def load_handler(spec: str) -> Handler:
@@ -66,7 +74,10 @@ def load_handler(spec: str) -> Handler:
     try:
         module = importlib.import_module(module_name)
     except ImportError as exc:
-        raise WorkerError(f"cannot import handler module {module_name!r}: {exc}") from None
+        raise WorkerError(
+            f"cannot import handler module {module_name!r}: {exc}; the current folder "
+            "and PYTHONPATH are searched, so run from the folder holding it or set PYTHONPATH"
+        ) from None
     handler = getattr(module, attr, None)
     if not callable(handler):
         raise WorkerError(f"handler {spec!r}: {module_name} has no function {attr!r}")
@@ -318,9 +329,16 @@ class Worker:
         started = time.monotonic()
         try:
             result = self.execute(task)
+        except HandBack as exc:
+            self.lifecycle.requeue(claim, job, reason=f"worker {self.worker_id} stopped: {exc}",
+                                   worker_id=self.worker_id, count_attempt=False,
+                                   refund_attempt=True)
         except JobFailed as exc:
             self.finish(claim, job, attempt, error=str(exc), started=started)
         except Exception as exc:
+            logs.log_event(logger, logging.WARNING, "job.handler_raised", job_id=job["job_id"],
+                           worker_id=self.worker_id, attempt=attempt,
+                           traceback=traceback.format_exc())
             self.finish(claim, job, attempt, error=f"{type(exc).__name__}: {exc}",
                         started=started)
         else:
@@ -370,11 +388,18 @@ class Worker:
         return self.run_command(task)
 
     def run_command(self, task: dict[str, Any]) -> Any:
-        """Run the command with the job as JSON on stdin; stdout is the result."""
+        """Run the command with the job as JSON on stdin; stdout is the result.
+
+        The command gets a session of its own, so a Ctrl-C meant for the worker
+        does not reach it, and stopping it reaches every process it started.
+        When the worker is told to stop, the command has stop_grace_seconds to
+        finish; then its process group gets SIGTERM, then SIGKILL, and the job
+        is handed back.
+        """
         assert self.command is not None
         process = subprocess.Popen(
             self.command, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
+            stderr=subprocess.PIPE, start_new_session=True,
         )
         grace = float(self.config.get("worker", "stop_grace_seconds"))
         deadline: float | None = None
@@ -388,7 +413,8 @@ class Worker:
                 if self.stopping and deadline is None:
                     deadline = time.monotonic() + grace
                 if deadline is not None and time.monotonic() > deadline:
-                    process.kill()
+                    self.stop_command(process)
+                    raise HandBack(f"the command did not finish within {grace:g}s of stop")
         if process.returncode != 0:
             tail = stderr.decode(errors="replace")[-STDERR_TAIL_CHARS:].strip()
             if process.returncode < 0:
@@ -401,6 +427,21 @@ class Worker:
             return json.loads(text)
         except ValueError:
             return text.strip()
+
+    def stop_command(self, process: subprocess.Popen[bytes]) -> None:
+        """SIGTERM the command's process group, then SIGKILL what is left."""
+        for sig, wait_seconds in ((signal.SIGTERM, COMMAND_TERM_SECONDS), (signal.SIGKILL, 5.0)):
+            try:
+                os.killpg(process.pid, sig)
+            except ProcessLookupError:
+                pass
+            try:
+                process.communicate(timeout=wait_seconds)
+                return
+            except subprocess.TimeoutExpired:
+                continue
+        logs.log_event(logger, logging.ERROR, "worker.command_unkillable",
+                       worker_id=self.worker_id, command_pid=process.pid)
 
     def finish(
         self,

@@ -1,8 +1,9 @@
 """A command worker for email jobs: reads the job as JSON on stdin.
 
 Exit status 0 with a JSON result on stdout is success. An address without '@'
-is a permanent error (exit 2, the reason on stderr); `fail_attempts: N` in the
-payload fails the first N attempts like a mail server that is briefly down.
+fails every attempt (exit 2, the reason on stderr), so the job ends in error/
+after max_attempts; `fail_attempts: N` in the payload fails the first N
+attempts like a mail server that is briefly down.
 """
 
 import json

@@ -118,12 +118,14 @@ class Processes:
         env.update(extra or {})
         return env
 
-    def start(self, *args: str, env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
+    def start(self, *args: str, env: dict[str, str] | None = None,
+              new_session: bool = False) -> subprocess.Popen[bytes]:
         index = len(self.started)
         out = open(self.log_dir / f"proc{index}.out", "wb")
         process = subprocess.Popen(
             [sys.executable, "-m", "chronosq", *args, "--root", str(self.root)],
             stdout=out, stderr=subprocess.STDOUT, env=self.env(env), cwd=self.root,
+            start_new_session=new_session,
         )
         out.close()
         self.started.append(process)

@@ -163,7 +163,7 @@ def test_config_errors_name_the_key(tmp_path):
     runner.invoke(app, ["init", "--root", str(tmp_path)])
     for text, message in cases:
         (tmp_path / "chronosq.toml").write_text(text)
-        result = runner.invoke(app, ["status", "--root", str(tmp_path)])
+        result = runner.invoke(app, ["submit", "t", "--root", str(tmp_path)])
         assert result.exit_code == 1, text
         assert message in result.output, text
         assert len(result.output.strip().splitlines()) == 1, text
@@ -174,3 +174,24 @@ def test_default_config_parses():
 
     assert config.durable is True
     assert config.for_type("anything").policy == "round_robin"
+
+
+def test_status_survives_bad_config(tmp_path):
+    runner.invoke(app, ["init", "--root", str(tmp_path)])
+    (tmp_path / "chronosq.toml").write_text("[worker]\ncapacity = true\n")
+
+    result = runner.invoke(app, ["status", "--json", "--root", str(tmp_path)])
+
+    assert result.exit_code == 0
+    assert "worker.capacity: expected int" in result.output
+    assert "using defaults" in result.output
+
+
+def test_worker_command_must_exist(tmp_path):
+    runner.invoke(app, ["init", "--root", str(tmp_path)])
+
+    result = runner.invoke(app, ["worker", "--worker-id", "w", "--type", "t",
+                                 "--root", str(tmp_path), "--", "/no/such/program"])
+
+    assert result.exit_code == 1
+    assert "command '/no/such/program' not found or not executable" in result.output

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import time
@@ -17,6 +18,7 @@ from conftest import (
     read_state,
     status_json,
     wait_for,
+    write_config,
 )
 
 
@@ -122,3 +124,45 @@ def test_worker_sigterm_hands_back_queue(root, procs):
     wait_for(lambda: finished(root, "output", 4), 30, "four jobs in output/")
     assert sorted(read_state(root, f"s{i}")["attempts"] for i in range(4)) == [1, 1, 1, 1]
     assert not psutil.pid_exists(leaving.pid)
+
+
+def test_stopped_command_handed_back(root, procs):
+    write_config(root, {"worker": {"stop_grace_seconds": 1.0}})
+    procs.supervisor()
+    script = "sleep 60 & sleep 60; wait"
+    leaving = procs.start("worker", "--worker-id", "w1", "--type", "t", "--", "sh", "-c", script)
+    drop_event(root, "c.json", {"type": "t", "payload": {}, "job_id": "long"})
+    wait_for(lambda: (root / "state" / "long.state.json").exists()
+             and read_state(root, "long")["state"] == "processing", 30, "the command running")
+    shell = next(p for p in psutil.Process(leaving.pid).children() if p.name() == "sh")
+    group = [shell, *shell.children(recursive=True)]
+
+    started = time.monotonic()
+    leaving.send_signal(signal.SIGTERM)
+
+    assert leaving.wait(timeout=20) == 0
+    assert time.monotonic() - started < 10
+    _, alive = psutil.wait_procs(group, timeout=5)
+    assert alive == []
+    state = read_state(root, "long")
+    assert state["state"] == "pending"
+    assert state["attempts"] == 0
+    assert "did not finish within 1s" in state["history"][-1]["reason"]
+    assert names(root / "jobs") == ["long.json"]
+
+
+def test_ctrl_c_does_not_reach_command(root, procs):
+    procs.supervisor()
+    worker = procs.start("worker", "--worker-id", "w1", "--type", "t", "--",
+                         "sh", "-c", "sleep 1; echo '{\"done\": true}'", new_session=True)
+    drop_event(root, "c.json", {"type": "t", "payload": {}, "job_id": "calm"})
+    wait_for(lambda: (root / "state" / "calm.state.json").exists()
+             and read_state(root, "calm")["state"] == "processing", 30, "the command running")
+
+    # A terminal's Ctrl-C goes to the foreground process group: the worker's.
+    os.killpg(worker.pid, signal.SIGINT)
+
+    assert worker.wait(timeout=20) == 0
+    wait_for(lambda: finished(root, "output", 1), 30, "the job to finish")
+    assert read_state(root, "calm")["attempts"] == 1
+    assert json.loads((root / "output" / "calm.json").read_text())["result"] == {"done": True}

@@ -63,6 +63,11 @@ def submit(
     data = fileops.dumps(event)
     parse_event(f"{event['job_id']}.json", data, 0, event["created_at"])
     target = found.input / f"{event['job_id']}.json"
+    if found.state_path(event["job_id"]).exists():
+        raise InvalidEventError(
+            f"job id {event['job_id']!r} was already accepted "
+            f"(see state/{event['job_id']}.state.json); choose another --job-id"
+        )
     if target.exists():
         raise InvalidEventError(
             f"an event with job id {event['job_id']!r} is already waiting in input/; "

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from typing import Annotated, Any
 
 import typer
@@ -10,6 +11,7 @@ from rich.table import Table
 
 from chronosq import config as config_module
 from chronosq import status as status_module
+from chronosq.errors import ConfigError
 from chronosq.cli.common import RootOption, find_root, handle_errors, print_json
 from chronosq.lifecycle import State
 
@@ -71,11 +73,19 @@ def status(
 ) -> None:
     """Show job counts per state and type, workers, and the supervisor's children."""
     found = find_root(root).require()
-    data = status_module.gather(found, config_module.load(found))
+    try:
+        config = config_module.load(found)
+    except ConfigError as exc:
+        # Status only reads the liveness threshold from the file, so an operator
+        # still sees the queue while fixing the configuration.
+        Console(stderr=True).print(f"[yellow]warning:[/yellow] {exc}; using defaults")
+        config = config_module.parse({})
+    data = status_module.gather(found, config)
     if as_json:
         print_json(data)
         return
-    console = Console()
+    # Ids and types stay whole when the output is not a terminal.
+    console = Console(width=None if sys.stdout.isatty() else 160)
     console.print(jobs_table(data))
     if data["rejected_events"]:
         console.print(f"rejected events in error/: {data['rejected_events']}")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import sys
 from typing import Annotated
 
@@ -52,6 +53,9 @@ def worker(
     command = list(ctx.args)
     if bool(handler) == bool(command):
         raise WorkerError("give either --handler module:function or a command after --")
+    if command and shutil.which(command[0]) is None:
+        raise WorkerError(f"command {command[0]!r} not found or not executable; "
+                          "give a path or a program on PATH")
     found = find_root(root).require()
     config = config_module.load(found)
     logs.setup(found, "worker", config.get("logging", "level"),
@@ -72,5 +76,6 @@ def worker(
 
 def register(app: typer.Typer) -> None:
     app.command(
-        context_settings={"allow_extra_args": True, "ignore_unknown_options": False}
+        context_settings={"allow_extra_args": True, "ignore_unknown_options": False},
+        options_metavar="[OPTIONS] [-- COMMAND [ARGS]...]",
     )(worker)
