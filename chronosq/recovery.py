@@ -15,7 +15,7 @@ from typing import Any
 
 from chronosq import fileops, logs
 from chronosq.layout import ASSIGNED, FAILURE, PROCESSING, SUCCESS, job_id_of
-from chronosq.lifecycle import Lifecycle, set_aside_corrupt, utc_now
+from chronosq.lifecycle import State, set_aside_corrupt, utc_now
 from chronosq.registry import (
     WorkerRecord,
     queue_dirs,
@@ -28,6 +28,7 @@ from chronosq.service import Service
 logger = logging.getLogger(__name__)
 
 FINISHED_SUFFIXES = (SUCCESS, FAILURE)
+RECONCILE_WINDOW_SECONDS = 3600.0
 
 
 class Recovery(Service):
@@ -39,6 +40,44 @@ class Recovery(Service):
         self.next_check = 0.0
         self.waiter.watch(self.root.broker)
         self.watch_queues()
+        self.reconcile_finished()
+
+    def reconcile_finished(self) -> None:
+        """Record the final state of jobs whose move was not recorded.
+
+        Recovery moves a job into output/, error/ or quarantine/ and then writes
+        its state record; nothing moves a finished job again, so if recovery
+        died in between, this start-up pass is what catches the record up. Only
+        files moved within RECONCILE_WINDOW_SECONDS are read; fsck covers older ones.
+        """
+        cutoff = time.time() - RECONCILE_WINDOW_SECONDS
+        places = ((self.root.output, State.SUCCEEDED, "succeeded"),
+                  (self.root.error, State.FAILED, "failed"),
+                  (self.root.quarantine, State.QUARANTINED, "quarantined"))
+        for folder, state, event in places:
+            for name in fileops.listdir(folder):
+                job_id = job_id_of(name, ".json")
+                if job_id is None or name.endswith(".evidence.json"):
+                    continue
+                path = folder / name
+                try:
+                    if os.stat(path).st_ctime < cutoff:
+                        continue
+                except FileNotFoundError:
+                    continue
+                record = self.lifecycle.read_state(job_id)
+                if record is not None and record.get("state") == state.value:
+                    continue
+                try:
+                    job = fileops.read_json(path)
+                except ValueError:
+                    continue
+                self.lifecycle.transition(
+                    job, event, state, record=record, level=logging.WARNING,
+                    worker_id=job.get("worker_id"), error=job.get("error"),
+                    reason="state record caught up after recovery restarted",
+                    result_path=str(path.relative_to(self.root.path)),
+                )
 
     def watch_queues(self) -> None:
         for job_type in fileops.listdir(self.root.broker):

@@ -15,7 +15,7 @@ import signal
 import subprocess
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from types import FrameType
 from typing import Any
 
@@ -159,9 +159,14 @@ class Supervisor:
         return 0
 
     def check_root(self) -> None:
-        """Run fsck without repairs and log what it finds; recovery mends the rest."""
+        """Remove stale temporary files, run fsck without other repairs and log
+        what it finds; recovery mends what it can while running."""
         try:
-            problems = fsck.check(self.root, self.config, repair=False)
+            # Temporary files of processes that died are always safe to remove.
+            cleaner = fsck.Fsck(self.root, self.config, repair=True)
+            cleaner.check_temp_files()
+            problems = [asdict(p) for p in cleaner.problems]
+            problems += fsck.check(self.root, self.config, repair=False)
         except OSError as exc:
             logs.log_event(logger, logging.ERROR, "fsck.failed", error=str(exc))
             return
