@@ -22,6 +22,9 @@ from pathlib import Path
 from typing import Any
 
 fault_hook: Callable[[str, str], None] | None = None
+# Called after each successful fsync with the file's path and the bytes it now
+# holds on disk, or with a folder's path and None; the power-loss tests use it.
+sync_hook: Callable[[Path, bytes | None], None] | None = None
 
 # CRASH_ENV="OP:PATH_PART:MARKER" makes the process SIGKILL itself before the
 # first operation OP on a path containing PATH_PART, unless the file MARKER
@@ -114,6 +117,8 @@ def fsync_dir(path: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+    if sync_hook is not None:
+        sync_hook(path, None)
 
 
 def write_bytes(path: Path, data: bytes, *, durable: bool) -> None:
@@ -129,6 +134,8 @@ def write_bytes(path: Path, data: bytes, *, durable: bool) -> None:
         if durable:
             _before("fsync", tmp)
             os.fsync(fd)
+            if sync_hook is not None:
+                sync_hook(tmp, data)
     except BaseException:
         os.close(fd)
         _discard(tmp)
