@@ -2,13 +2,13 @@
 
     python benchmarks/throughput.py [--jobs 5000] [--json]
 
-The script creates a fresh root in a temporary folder (durability on, as
-`chronosq init` writes it), measures the filesystem's own
-create-fsync-rename-fsync-folder rate in that folder as a reference, starts a
-real supervisor and two real workers with the no-op handler `noop:run` from this
-folder, and drops the events into input/ the way a producer does: each is written
-under a `.tmp` name and renamed to `<name>.json`. When every job is in output/ it
-reads each job's state record and reports:
+The script creates a fresh root in a temporary folder, with durability on as
+`chronosq init` writes it. It measures the filesystem's own
+create-fsync-rename-fsync-folder rate in that folder as a reference. Then it
+starts a real supervisor and two real workers with the no-op handler `noop:run`
+from this folder, and drops the events into input/ the way a producer does:
+each is written under a `.tmp` name and renamed to `<name>.json`. When every job
+is in output/ it reads each job's state record and reports:
 
 - end-to-end jobs per second: jobs / (last "succeeded" entry - first submit);
 - submit-to-start latency: submit time to the job's first "claimed" entry;
@@ -16,9 +16,9 @@ reads each job's state record and reports:
   seconds each ChronosQ process used during the measurement.
 
 Then it stops the workers and the supervisor with SIGTERM, waits for them and
-removes the temporary folder. Every wait has a deadline; a process that does not
-stop in time is killed with its process group. Linux only: the CPU figures come
-from psutil and the processes wake on inotify.
+removes the temporary folder. Every wait has a deadline, and a process that does
+not stop in time is killed with its process group. Linux only, because the CPU
+figures come from psutil and /proc and the processes wake on inotify.
 """
 
 from __future__ import annotations
@@ -64,7 +64,7 @@ PROGRESS_SECONDS = 5.0
 
 
 class BenchmarkError(Exception):
-    """The benchmark could not run or its jobs did not finish; the message says why."""
+    """The benchmark could not run or its jobs did not finish; the message gives the reason."""
 
 
 class StopRequested(BaseException):
@@ -79,7 +79,11 @@ def log(message: str) -> None:
 
 
 def fsync_loop(folder: str, count: int, payload: bytes) -> None:
-    """Create, fsync, rename and fsync the folder `count` times, as fileops.write_bytes does."""
+    """Create, fsync, rename and fsync the folder `count` times.
+
+    These are the steps of chronosq.fileops.write_bytes with durability on, except
+    that the folder is opened once instead of once per file.
+    """
     os.makedirs(folder)
     dir_fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
     try:
@@ -231,14 +235,24 @@ class Cluster:
         return pids
 
     def stop(self) -> None:
-        """SIGTERM the workers, then the supervisor; kill a group that outlives its deadline."""
-        for started in self.workers:
-            terminate(started)
-        for started in self.workers:
-            wait_or_kill(started)
-        if self.supervisor is not None:
-            terminate(self.supervisor)
-            wait_or_kill(self.supervisor)
+        """Stop the workers with SIGTERM, then the supervisor, killing a late process group.
+
+        SIGINT and SIGTERM are ignored meanwhile, so a second Ctrl-C cannot cut
+        the stop short and leave processes behind. The deadlines bound it instead.
+        """
+        previous = {sig: signal.signal(sig, signal.SIG_IGN)
+                    for sig in (signal.SIGINT, signal.SIGTERM)}
+        try:
+            for started in self.workers:
+                terminate(started)
+            for started in self.workers:
+                wait_or_kill(started)
+            if self.supervisor is not None:
+                terminate(self.supervisor)
+                wait_or_kill(self.supervisor)
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
 
 
 def terminate(started: Started) -> None:
@@ -249,8 +263,8 @@ def terminate(started: Started) -> None:
 def wait_or_kill(started: Started) -> None:
     """Wait for a process to exit; SIGKILL its process group past the deadline.
 
-    The group also holds what the process started itself (the supervisor's
-    children), so none of them is left running either.
+    The group also contains the processes it started itself, such as the
+    supervisor's children, so none of them is left running either.
     """
     try:
         started.exit_status = started.process.wait(timeout=STOP_TIMEOUT_SECONDS)
@@ -308,8 +322,8 @@ def cpu_report(
 ) -> dict[str, Any]:
     """Return per-process CPU use over the measurement, and what the rest of the machine used.
 
-    `other_busy_s` is machine-wide busy time minus the ChronosQ processes; it
-    includes this script's own polling and any unrelated load on the machine.
+    `other_busy_s` is machine-wide busy time minus the ChronosQ processes. It
+    includes this script's own polling, kernel threads and any unrelated load.
     """
     processes = {}
     ours = 0.0
@@ -347,7 +361,10 @@ def event_bytes(number: int, created_at: str, job_id: str | None = None) -> byte
 
 
 def drop_event(input_dir: Path, name: str, data: bytes, fsync: bool) -> float:
-    """Write an event under a .tmp name, rename it to `<name>.json`; return the rename time."""
+    """Write an event under a .tmp name and rename it to `<name>.json`.
+
+    Returns the epoch time just after the rename, when ingest can first see it.
+    """
     tmp = input_dir / f"{name}.tmp"
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
     try:
@@ -399,7 +416,7 @@ def wait_for_outputs(
         if now > deadline:
             raise BenchmarkError(
                 f"only {done} of {expected} jobs reached output/ within {timeout:g}s; "
-                f"rerun with --keep-root and look at {cluster.root}/logs/chronosq.log"
+                "rerun with --keep-root to keep the root and read its logs/chronosq.log"
             )
         if progress and now >= next_report:
             log(f"{done}/{expected} jobs in output/ after {now - started:.0f}s")
@@ -499,6 +516,21 @@ def describe_machine() -> dict[str, Any]:
     }
 
 
+def source_version() -> dict[str, Any] | None:
+    """Return the git commit of the checkout and its uncommitted product files, if git works."""
+    try:
+        commit = subprocess.run(["git", "-C", str(REPO), "rev-parse", "HEAD"],
+                                capture_output=True, text=True, timeout=10, check=True)
+        changes = subprocess.run(
+            ["git", "-C", str(REPO), "status", "--porcelain", "--", "chronosq", "plugins"],
+            capture_output=True, text=True, timeout=10, check=True,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return {"commit": commit.stdout.strip(),
+            "uncommitted": [line[3:] for line in changes.stdout.splitlines()]}
+
+
 def filesystem_type(path: Path) -> str:
     """Return the type of the filesystem mounted at the longest prefix of `path`."""
     best, best_type = "", "unknown"
@@ -513,7 +545,7 @@ def filesystem_type(path: Path) -> str:
 # -- main ------------------------------------------------------------------------
 
 
-def parse_args(argv: list[str]) -> argparse.Namespace:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--jobs", type=int, default=5000,
@@ -544,14 +576,22 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
                         help="keep the temporary folder and print its path")
     parser.add_argument("--json", action="store_true",
                         help="print the results as one JSON object instead of a table")
+    return parser
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    """Parse the command line; exit with a usage error on an invalid value."""
+    parser = build_parser()
     args = parser.parse_args(argv)
-    for name in ("jobs", "workers", "fs_files", "fs_processes"):
-        if getattr(args, name) < 1:
-            parser.error(f"--{name.replace('_', '-')} must be 1 or more")
-    if args.capacity is not None and args.capacity < 1:
-        parser.error("--capacity must be 1 or more")
-    if args.rate < 0 or args.timeout <= 0:
-        parser.error("--rate must be 0 or more and --timeout more than 0")
+
+    for name in ("jobs", "workers", "capacity", "fs_files", "fs_processes"):
+        value = getattr(args, name)
+        if value is not None and value < 1:
+            parser.error(f"invalid --{name.replace('_', '-')} {value}: use 1 or more")
+    if args.rate < 0:
+        parser.error(f"invalid --rate {args.rate:g}: use 0 or more")
+    if args.timeout <= 0:
+        parser.error(f"invalid --timeout {args.timeout:g}: use more than 0 seconds")
     return args
 
 
@@ -651,6 +691,7 @@ def run_benchmark(args: argparse.Namespace, scratch: Path) -> dict[str, Any]:
             "handler": HANDLER,
         },
         "machine": dict(describe_machine(), filesystem=filesystem_type(scratch)),
+        "source": source_version(),
         "filesystem_reference": reference,
         "background_load_cpus": round(load_before, 2),
         "warmup_seconds": round(warmup_seconds, 3),
@@ -665,11 +706,21 @@ def child_restarts(root: Path, role: str) -> int | None:
         return None
 
 
-def print_table(report: dict[str, Any]) -> None:
+def source_label(source: dict[str, Any] | None) -> str:
+    if source is None:
+        return "unknown (git not available)"
+    label = source["commit"][:12]
+    if source["uncommitted"]:
+        label += f" + uncommitted changes in {len(source['uncommitted'])} product files"
+    return label
+
+
+def print_summary(report: dict[str, Any]) -> None:
     settings, results = report["settings"], report["results"]
     reference = report["filesystem_reference"]
     machine = report["machine"]
     rows = [
+        ("source", source_label(report["source"])),
         ("jobs", f"{results['jobs']}"),
         ("workers x capacity", f"{settings['workers']} x {settings['capacity'] or 'default'}"),
         ("durable", f"{settings['durable']}"),
@@ -691,21 +742,33 @@ def print_table(report: dict[str, Any]) -> None:
     width = max(len(name) for name, _ in rows)
     for name, value in rows:
         print(f"{name:<{width}}  {value}")
-    print()
+
+
+def print_stages(results: dict[str, Any]) -> None:
     print(f"{'stage':<10} {'p50 ms':>10} {'p99 ms':>10} {'max ms':>10} {'last at s':>10}")
     for stage, figures in results["stages"].items():
         print(f"{stage:<10} {figures['p50_ms']:>10.1f} {figures['p99_ms']:>10.1f} "
               f"{figures['max_ms']:>10.1f} {figures['last_after_s']:>10.2f}")
-    print()
+
+
+def print_cpu(results: dict[str, Any], cpus: int) -> None:
     cpu = results["cpu"]
     print(f"CPU seconds while submitting and waiting ({results['wall_seconds']:.1f} s wall, "
-          f"{report['machine']['cpus']} CPUs)")
+          f"{cpus} CPUs)")
     print(f"{'process':<12} {'user s':>8} {'system s':>9}")
     for name, figures in cpu["processes"].items():
         print(f"{name:<12} {figures['user_s']:>8.2f} {figures['system_s']:>9.2f}")
     print(f"machine busy {cpu['machine_busy_s']:.2f} s (ChronosQ {cpu['chronosq_busy_s']:.2f} s, "
           f"other {cpu['other_busy_s']:.2f} s), iowait {cpu['machine_iowait_s']:.2f} s, "
           f"idle {cpu['machine_idle_s']:.2f} s")
+
+
+def print_table(report: dict[str, Any]) -> None:
+    print_summary(report)
+    print()
+    print_stages(report["results"])
+    print()
+    print_cpu(report["results"], report["machine"]["cpus"])
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -140,6 +140,11 @@ SCHEMA: dict[str, dict[str, tuple[tuple[type, ...], Any, str]]] = {
             defaults.CLAIM_TIMEOUT_SECONDS,
             "seconds a claim may go without a heartbeat",
         ),
+        "person_timeout": (
+            (int, float),
+            defaults.PERSON_TIMEOUT_SECONDS,
+            "seconds a job taken by a person may stay open before it is requeued",
+        ),
         "max_crashes": (
             (int,),
             defaults.MAX_CRASHES,
@@ -163,6 +168,7 @@ TYPE_KEYS: dict[str, tuple[type, ...]] = {
     "max_attempts": (int,),
     "timeout": (int, float),
     "max_crashes": (int,),
+    "person_timeout": (int, float),
     "retry_backoff_seconds": (int, float),
     "retry_backoff_max_seconds": (int, float),
     "weights": (dict,),
@@ -182,6 +188,7 @@ class TypeConfig:
     max_attempts: int
     timeout: float
     max_crashes: int
+    person_timeout: float
     retry_backoff_seconds: float
     retry_backoff_max_seconds: float
     options: dict[str, Any] = field(default_factory=dict)
@@ -214,6 +221,7 @@ class Config:
             max_attempts=setting("max_attempts"),
             timeout=float(setting("timeout")),
             max_crashes=setting("max_crashes"),
+            person_timeout=float(setting("person_timeout")),
             retry_backoff_seconds=float(setting("retry_backoff_seconds")),
             retry_backoff_max_seconds=float(setting("retry_backoff_max_seconds")),
             options={key: value for key, value in table.items() if key not in base},

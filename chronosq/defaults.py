@@ -6,6 +6,7 @@ DEFAULT_POLICY = "round_robin"
 
 MAX_ATTEMPTS = 3
 MAX_CRASHES = 3
+PERSON_TIMEOUT_SECONDS = 3600.0
 RETRY_BACKOFF_SECONDS = 1.0
 RETRY_BACKOFF_MAX_SECONDS = 300.0
 # Seconds a claim may go without a heartbeat before recovery requeues it.

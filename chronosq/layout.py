@@ -18,6 +18,7 @@ FOLDERS = (
     "broker/types",
     "hold",
     "quarantine",
+    "canceled",
     "output",
     "error",
     "state",
@@ -26,6 +27,7 @@ FOLDERS = (
     "run",
     "run/children",
     "run/policies",
+    "run/cancel",
 )
 
 # Ids may not start with a dot (hidden) or contain a separator, so they stay in
@@ -122,6 +124,14 @@ class Root:
     @property
     def quarantine(self) -> Path:
         return self.path / "quarantine"
+
+    @property
+    def canceled(self) -> Path:
+        return self.path / "canceled"
+
+    @property
+    def cancel_requests(self) -> Path:
+        return self.path / "run" / "cancel"
 
     @property
     def output(self) -> Path:

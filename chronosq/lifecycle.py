@@ -37,13 +37,15 @@ class State(StrEnum):
     SUCCEEDED = "succeeded"
     FAILED = "failed"
     QUARANTINED = "quarantined"
+    CANCELED = "canceled"
 
 
 ACTIVE_STATES = (State.ASSIGNED, State.PROCESSING)
 FINISHED_STATES = (State.SUCCEEDED, State.FAILED)
 
 # Keys a worker adds to a job file when it records an outcome.
-OUTCOME_KEYS = ("result", "error", "attempt", "worker_id", "finished_at", "retry_at")
+OUTCOME_KEYS = ("result", "error", "attempt", "worker_id", "finished_at", "retry_at",
+                "operator", "canceled", "traceback")
 
 HOST = socket.gethostname()
 
@@ -352,6 +354,9 @@ class Lifecycle:
         quarantine/ with `evidence` instead of killing one worker after another.
         With `refund_attempt` the claim that was handed back is not counted.
         """
+        request = self.cancel_request(job["job_id"])
+        if request is not None:
+            return self.cancel(src, job, request, worker_id)
         record = self.read_state(job["job_id"]) or {}
         attempts = int(record.get("attempts", 0))
         settings = self.config.for_type(job["type"])
@@ -422,6 +427,27 @@ class Lifecycle:
         )
         return State.QUARANTINED
 
+    def cancel(self, src: Path, job: dict[str, Any], request: dict[str, Any],
+               worker_id: str | None) -> State | None:
+        """Move a job whose cancel was requested to canceled/ and drop the request."""
+        job_id = job["job_id"]
+        if not self.move(src, self.root.canceled / f"{job_id}.json"):
+            return None
+        self.transition(job, "canceled", State.CANCELED, worker_id=worker_id,
+                        level=logging.WARNING, operator=request.get("by"),
+                        reason=request.get("reason"))
+        fileops.unlink(self.root.cancel_requests / f"{job_id}.json", durable=self.durable,
+                       missing_ok=True)
+        return State.CANCELED
+
+    def cancel_request(self, job_id: str) -> dict[str, Any] | None:
+        """Return the pending cancel request of a job, if an operator made one."""
+        try:
+            request = fileops.read_json(self.root.cancel_requests / f"{job_id}.json")
+        except (OSError, ValueError):
+            return None
+        return request if isinstance(request, dict) else None
+
     def retry_delay(self, job_type: str, attempt: int) -> float:
         """Return the seconds to wait before retrying after `attempt` failed.
 
@@ -445,6 +471,8 @@ class Lifecycle:
             dst = self.root.output / f"{job_id}.json"
             if not self.move(src, dst):
                 return None
+            fileops.unlink(self.root.cancel_requests / f"{job_id}.json",
+                           durable=self.durable, missing_ok=True)
             self.transition(
                 outcome,
                 "succeeded",
@@ -456,6 +484,9 @@ class Lifecycle:
             )
             return State.SUCCEEDED
         error = str(outcome.get("error") or "failed without an error message")
+        request = self.cancel_request(job_id)
+        if request is not None:
+            return self.cancel(src, outcome, request, worker_id)
         record = self.read_state(job_id) or {}
         attempts = int(record.get("attempts", attempt or 0))
         max_attempts = self.config.for_type(outcome["type"]).max_attempts

@@ -116,7 +116,8 @@ class Recovery(Service):
                 if name.endswith(FINISHED_SUFFIXES) and not name.startswith("."):
                     self.collect(folder, name)
             if worker_id in live:
-                self.expire_claims(job_type, worker_id, folder)
+                person = bool(records[worker_id].get("person"))
+                self.expire_claims(job_type, worker_id, folder, person)
             else:
                 self.reap_queue(worker_id, folder, records.get(worker_id))
         for worker_id, record in records.items():
@@ -223,9 +224,11 @@ class Recovery(Service):
             except OSError:
                 pass
 
-    def expire_claims(self, job_type: str, worker_id: str, folder: Path) -> None:
+    def expire_claims(self, job_type: str, worker_id: str, folder: Path,
+                      person: bool = False) -> None:
         """Requeue claims whose file went unrefreshed past the type's timeout."""
-        timeout = self.config.for_type(job_type).timeout
+        settings = self.config.for_type(job_type)
+        timeout = settings.person_timeout if person else settings.timeout
         now = time.time()
         for name in fileops.listdir(folder):
             if job_id_of(name, PROCESSING) is None:

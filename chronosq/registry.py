@@ -62,7 +62,13 @@ def heartbeat_age(record: WorkerRecord, now: float | None = None) -> float:
 
 
 def worker_alive(record: WorkerRecord, stale_seconds: float) -> bool:
-    """True when a worker is live: its pid on this host, its heartbeat elsewhere."""
+    """True when a worker is live: its pid on this host, its heartbeat elsewhere.
+
+    A person working a queue by hand has no process; their record counts as
+    live, and their claims expire after the type's person_timeout instead.
+    """
+    if record.get("person"):
+        return True
     if record.get("host") == HOST:
         return pid_alive(int(record["pid"]), float(record["pid_started_at"]))
     return heartbeat_age(record) < stale_seconds

@@ -158,7 +158,9 @@ class Scheduler(Service):
                 for worker_id, record in self.records.items()
             }
             self.live_checked = now
-        return {wid: rec for wid, rec in self.records.items() if self.live.get(wid)}
+        # People pull jobs with `chronosq take`; nothing is pushed to them.
+        return {wid: rec for wid, rec in self.records.items()
+                if self.live.get(wid) and not rec.get("person")}
 
     def candidates(self, records: dict[str, Any]) -> dict[str, Candidate]:
         """Return every live worker with its current load and room."""

@@ -35,7 +35,7 @@ def live_candidates(root: Root, config: Config) -> dict[str, Candidate]:
     stale = float(config.get("scheduler", "worker_stale_seconds"))
     found: dict[str, Candidate] = {}
     for worker_id, record in sorted(read_records(root).items()):
-        if not worker_alive(record, stale):
+        if not worker_alive(record, stale) or record.get("person"):
             continue
         queued, running = queue_load(root, worker_id, list(record["types"]))
         capacity = int(record["capacity"])

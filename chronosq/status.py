@@ -102,6 +102,7 @@ def job_counts(root: Root) -> dict[str, Any]:
         (root.output, State.SUCCEEDED),
         (root.error, State.FAILED),
         (root.quarantine, State.QUARANTINED),
+        (root.canceled, State.CANCELED),
     )
     rejected = retry_waiting = 0
     now = time.time()

@@ -51,6 +51,8 @@ Handler = Callable[[dict[str, Any]], Any]
 STDERR_TAIL_CHARS = 2000
 # Seconds before looking again at jobs whose state record lags their file.
 STATE_RETRY_SECONDS = 0.02
+# Seconds a canceled handler gets to return when the request names no grace.
+CANCEL_GRACE_SECONDS = 10.0
 # Seconds a stopped command's process group gets between SIGTERM and SIGKILL.
 COMMAND_TERM_SECONDS = 2.0
 ERROR_BACKOFF_MIN_SECONDS = 0.1
@@ -59,6 +61,10 @@ ERROR_BACKOFF_MAX_SECONDS = 5.0
 
 class JobFailed(Exception):
     """Raised by a runner when a job failed; the message is the job's error."""
+
+
+class JobCanceled(Exception):
+    """Raised in the running job when an operator canceled it."""
 
 
 class HandBack(Exception):
@@ -119,6 +125,7 @@ class Worker:
         self.heartbeat_stop = threading.Event()
         self.pid = os.getpid()
         self.error_backoff_seconds = 0.0
+        self.cancel_requested_at: float | None = None
         self.started_at = utc_now()
 
     # -- registration ----------------------------------------------------------
@@ -197,9 +204,39 @@ class Worker:
                     current = self.current
                 if current is not None:
                     fileops.touch(current)
+                    self.check_cancel(current)
             except OSError as exc:
                 logs.log_event(logger, logging.ERROR, "worker.heartbeat_failed",
                                worker_id=self.worker_id, error=str(exc))
+
+    def check_cancel(self, claim: Path) -> None:
+        """Stop the running job when an operator asked to cancel it.
+
+        A command is stopped by run_command. A handler gets SIGUSR1, which raises
+        JobCanceled in it; one that has not returned within the request's grace
+        period takes the whole worker down, and recovery cancels the job.
+        """
+        job_id = claim.name[: -len(PROCESSING)]
+        request = self.lifecycle.cancel_request(job_id)
+        if request is None:
+            return
+        if self.cancel_requested_at is None:
+            self.cancel_requested_at = time.monotonic()
+            logs.log_event(logger, logging.WARNING, "job.cancel_received", job_id=job_id,
+                           worker_id=self.worker_id)
+            if self.handler is not None:
+                os.kill(os.getpid(), signal.SIGUSR1)
+            return
+        grace = float(request.get("grace_seconds", CANCEL_GRACE_SECONDS))
+        if time.monotonic() - self.cancel_requested_at > grace:
+            logs.log_event(logger, logging.ERROR, "worker.killed_for_cancel", job_id=job_id,
+                           worker_id=self.worker_id, grace_seconds=grace)
+            os.kill(os.getpid(), signal.SIGKILL)
+
+    def _on_cancel(self, signum: int, frame: FrameType | None) -> None:
+        # Only the main thread runs handlers, so this interrupts the handler code.
+        if self.cancel_requested_at is not None and self.current is not None:
+            raise JobCanceled("canceled by an operator")
 
     # -- main loop -------------------------------------------------------------
 
@@ -211,6 +248,7 @@ class Worker:
         if threading.current_thread() is threading.main_thread():
             signal.signal(signal.SIGTERM, self._on_stop)
             signal.signal(signal.SIGINT, self._on_stop)
+            signal.signal(signal.SIGUSR1, self._on_cancel)
             self.waiter.install_signal_wakeup()
         self.register()
         beat = threading.Thread(target=self.heartbeat_loop, name="heartbeat", daemon=True)
@@ -329,6 +367,8 @@ class Worker:
         started = time.monotonic()
         try:
             result = self.execute(task)
+        except JobCanceled as exc:
+            self.finish(claim, job, attempt, error=str(exc), started=started, canceled=True)
         except HandBack as exc:
             self.lifecycle.requeue(claim, job, reason=f"worker {self.worker_id} stopped: {exc}",
                                    worker_id=self.worker_id, count_attempt=False,
@@ -346,6 +386,7 @@ class Worker:
         finally:
             with self.lock:
                 self.current = None
+                self.cancel_requested_at = None
 
     def write_outcome(self, target: Path, outcome: dict[str, Any]) -> None:
         """Write the outcome file, retrying while the disk is full or failing.
@@ -410,6 +451,9 @@ class Worker:
                 break
             except subprocess.TimeoutExpired:
                 data = None
+                if self.cancel_requested_at is not None:
+                    self.stop_command(process)
+                    raise JobCanceled("canceled by an operator")
                 if self.stopping and deadline is None:
                     deadline = time.monotonic() + grace
                 if deadline is not None and time.monotonic() > deadline:
@@ -452,10 +496,13 @@ class Worker:
         started: float,
         result: Any = None,
         error: str | None = None,
+        canceled: bool = False,
     ) -> None:
         """Write the outcome beside the claim, then drop the claim."""
         outcome = dict(job_fields(job), attempt=attempt, worker_id=self.worker_id,
                        finished_at=utc_now())
+        if canceled:
+            outcome["canceled"] = True
         if error is None:
             outcome["result"] = result
             suffix = SUCCESS

@@ -107,7 +107,7 @@ def test_status_json_on_empty_root(tmp_path):
     assert result.exit_code == 0
     data = json.loads(result.output)
     assert data["jobs"] == {"pending": 0, "assigned": 0, "processing": 0, "held": 0,
-                            "succeeded": 0, "failed": 0, "quarantined": 0}
+                            "succeeded": 0, "failed": 0, "quarantined": 0, "canceled": 0}
     assert data["retry_waiting"] == 0
     assert data["workers"] == []
     assert data["supervisor"]["alive"] is False

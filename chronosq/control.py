@@ -1,0 +1,352 @@
+"""Operator and person actions on single jobs: hold, release, retry, cancel, take,
+done, fail, and the explanation of where a job is and why.
+
+Every action is a rename that takes the job from the place it is expected in,
+so it races safely with the pipeline: if the job moved first, the rename fails
+and the action reports the job's new place. Each action records who did it
+(user and host) and an optional reason in the job's history.
+"""
+
+from __future__ import annotations
+
+import getpass
+import logging
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from chronosq import fileops, logs
+from chronosq.config import Config
+from chronosq.errors import ChronosQError
+from chronosq.layout import (
+    ASSIGNED,
+    FAILURE,
+    PROCESSING,
+    SUCCESS,
+    Root,
+    job_id_of,
+    validate_job_id,
+    validate_type,
+    validate_worker_id,
+)
+from chronosq.lifecycle import HOST, Lifecycle, State, job_fields, parse_time, utc_now
+from chronosq.registry import queue_dirs, read_record, read_records, worker_alive
+
+logger = logging.getLogger(__name__)
+
+PRIORITY_RANK = {"high": 0, "normal": 1, "low": 2}
+
+
+class JobStateError(ChronosQError):
+    """An action does not apply to the job in the place it is in."""
+
+
+@dataclass
+class Location:
+    """Where a job is: its state, its file, and the worker whose queue holds it."""
+
+    state: State
+    path: Path
+    worker_id: str | None = None
+    job_type: str | None = None
+    finished: bool = False
+
+
+def actor() -> dict[str, str]:
+    """Return who runs this command: the user name and the host."""
+    try:
+        user = getpass.getuser()
+    except (KeyError, OSError):
+        user = str(os.getuid())
+    return {"user": user, "host": HOST}
+
+
+def locate(root: Root, job_id: str) -> Location | None:
+    """Return where a job is now, or None when it is in no place."""
+    validate_job_id(job_id)
+    simple = (
+        (root.jobs, State.PENDING), (root.hold, State.HELD), (root.output, State.SUCCEEDED),
+        (root.error, State.FAILED), (root.quarantine, State.QUARANTINED),
+        (root.canceled, State.CANCELED),
+    )
+    for folder, state in simple:
+        path = folder / f"{job_id}.json"
+        if path.exists():
+            return Location(state, path)
+    for job_type, worker_id, folder in queue_dirs(root):
+        for suffix, state, finished in ((ASSIGNED, State.ASSIGNED, False),
+                                        (PROCESSING, State.PROCESSING, False),
+                                        (SUCCESS, State.PROCESSING, True),
+                                        (FAILURE, State.PROCESSING, True)):
+            path = folder / f"{job_id}{suffix}"
+            if path.exists():
+                return Location(state, path, worker_id, job_type, finished)
+    return None
+
+
+class Control:
+    """Actions on single jobs, performed as the person running the command."""
+
+    def __init__(self, root: Root, config: Config, reason: str | None = None):
+        self.root = root
+        self.config = config
+        self.lifecycle = Lifecycle(root, config, "operator")
+        self.by = actor()
+        self.reason = reason
+
+    def find(self, job_id: str) -> Location:
+        found = locate(self.root, job_id)
+        if found is None:
+            raise JobStateError(f"job {job_id!r} not found in {self.root.path}; "
+                                "check the id with 'chronosq jobs list'")
+        return found
+
+    def wrong_state(self, job_id: str, where: Location, action: str, valid: str) -> JobStateError:
+        place = where.state.value + (f" on worker {where.worker_id}" if where.worker_id else "")
+        return JobStateError(f"cannot {action} job {job_id!r}: it is {place}; "
+                             f"{action} applies to {valid} jobs")
+
+    def record(self, job: dict[str, Any], event: str, state: State,
+               **details: Any) -> dict[str, Any]:
+        return self.lifecycle.transition(job, event, state, level=logging.WARNING,
+                                         operator=self.by, reason=self.reason, **details)
+
+    def move(self, job_id: str, where: Location, dst: Path) -> dict[str, Any]:
+        """Rename the job to `dst` and return its contents; fail if it moved first."""
+        job = fileops.read_json(where.path)
+        if not self.lifecycle.move(where.path, dst):
+            now = locate(self.root, job_id)
+            place = now.state.value if now else "gone"
+            raise JobStateError(f"job {job_id!r} moved while acting on it (now {place}); "
+                                "run the command again")
+        return job  # type: ignore[no-any-return]
+
+    # -- operator actions --------------------------------------------------------
+
+    def hold(self, job_id: str) -> State:
+        """Park a pending, assigned, or person-claimed job in hold/."""
+        where = self.find(job_id)
+        if where.state is State.PROCESSING and not self.is_person(where.worker_id):
+            raise self.wrong_state(job_id, where, "hold", "pending, assigned or person-claimed")
+        if where.state not in (State.PENDING, State.ASSIGNED, State.PROCESSING) \
+                or where.finished:
+            raise self.wrong_state(job_id, where, "hold", "pending, assigned or person-claimed")
+        job = self.move(job_id, where, self.root.hold / f"{job_id}.json")
+        refund = {}
+        if where.state is State.PROCESSING:
+            record = self.lifecycle.read_state(job_id) or {}
+            refund["attempts"] = max(0, int(record.get("attempts", 1)) - 1)
+        self.record(job_fields(job), "held", State.HELD, worker_id=where.worker_id, **refund)
+        return State.HELD
+
+    def release(self, job_id: str) -> State:
+        """Return a held job to pending."""
+        where = self.find(job_id)
+        if where.state is not State.HELD:
+            raise self.wrong_state(job_id, where, "release", "held")
+        job = self.move(job_id, where, self.root.jobs / f"{job_id}.json")
+        self.record(job, "released", State.PENDING)
+        return State.PENDING
+
+    def retry(self, job_id: str) -> State:
+        """Send a failed, quarantined or canceled job back to pending with fresh attempts."""
+        where = self.find(job_id)
+        if where.state not in (State.FAILED, State.QUARANTINED, State.CANCELED):
+            raise self.wrong_state(job_id, where, "retry", "failed, quarantined or canceled")
+        job = self.move(job_id, where, self.root.jobs / f"{job_id}.json")
+        clean = job_fields(job)
+        fileops.write_json(self.root.jobs / f"{job_id}.json", clean,
+                           durable=self.lifecycle.durable)
+        self.record(clean, "retried", State.PENDING, attempts=0, crashes=0)
+        return State.PENDING
+
+    def cancel(self, job_id: str, grace_seconds: float) -> State:
+        """Cancel a queued job now; ask the worker of a running one to stop it."""
+        where = self.find(job_id)
+        if where.state in (State.PENDING, State.ASSIGNED, State.HELD):
+            job = self.move(job_id, where, self.root.canceled / f"{job_id}.json")
+            self.record(job_fields(job), "canceled", State.CANCELED, worker_id=where.worker_id)
+            return State.CANCELED
+        if where.state is State.PROCESSING and not where.finished:
+            request = {"job_id": job_id, "by": self.by, "reason": self.reason,
+                       "requested_at": utc_now(), "grace_seconds": grace_seconds}
+            fileops.write_json(self.root.cancel_requests / f"{job_id}.json", request,
+                               durable=self.lifecycle.durable)
+            logs.log_event(logger, logging.WARNING, "job.cancel_requested", job_id=job_id,
+                           worker_id=where.worker_id, operator=self.by, reason=self.reason)
+            return State.PROCESSING
+        raise self.wrong_state(job_id, where, "cancel", "pending, assigned, held or running")
+
+    # -- people as workers -------------------------------------------------------
+
+    def is_person(self, worker_id: str | None) -> bool:
+        if worker_id is None:
+            return False
+        record = read_record(self.root.worker_path(worker_id))
+        return bool(record and record.get("person"))
+
+    def register_person(self, worker_id: str, types: list[str]) -> None:
+        """Write or refresh the record of a person working a queue by hand."""
+        path = self.root.worker_path(worker_id)
+        existing = read_record(path)
+        if existing is not None and not existing.get("person"):
+            raise JobStateError(f"worker id {worker_id!r} belongs to a worker process; "
+                                "choose another --worker-id")
+        record = {
+            "worker_id": worker_id, "types": types, "host": HOST, "pid": 0,
+            "pid_started_at": 0.0, "capacity": 0, "person": True, "user": self.by["user"],
+            "started_at": (existing or {}).get("started_at", utc_now()),
+            "heartbeat_at": utc_now(),
+        }
+        fileops.write_json(path, record, durable=self.lifecycle.durable)
+
+    def take(self, worker_id: str, job_type: str | None) -> dict[str, Any] | None:
+        """Claim the next pending job (of `job_type`, if given) for a person."""
+        validate_worker_id(worker_id)
+        if job_type is not None:
+            validate_type(job_type)
+        for _, job_id, job in self.pending_in_order(job_type):
+            self.register_person(worker_id, sorted({job["type"], *([job_type] if job_type else [])}))
+            record = self.lifecycle.read_state(job_id)
+            if record is None or record.get("state") != State.PENDING.value:
+                continue
+            queue = self.root.queue_dir(job["type"], worker_id)
+            queue.mkdir(parents=True, exist_ok=True)
+            claim = queue / f"{job_id}{PROCESSING}"
+            if not self.lifecycle.move(self.root.jobs / f"{job_id}.json", claim):
+                continue  # the scheduler or another person took it first
+            attempt = int(record.get("attempts", 0)) + 1
+            self.lifecycle.transition(job, "claimed", State.PROCESSING, record=record,
+                                      worker_id=worker_id, attempts=attempt, attempt=attempt,
+                                      operator=self.by)
+            return dict(job_fields(job), attempt=attempt, worker_id=worker_id)
+        return None
+
+    def pending_in_order(self, job_type: str | None) -> list[tuple[Any, str, dict[str, Any]]]:
+        found = []
+        now = time.time()
+        for name in fileops.listdir(self.root.jobs):
+            job_id = job_id_of(name, ".json")
+            if job_id is None:
+                continue
+            try:
+                job = fileops.read_json(self.root.jobs / name)
+                key = (PRIORITY_RANK[job["priority"]], parse_time(job["created_at"]), job_id)
+            except (OSError, ValueError, KeyError, TypeError):
+                continue
+            retry_at = job.get("retry_at")
+            if isinstance(retry_at, str) and parse_time(retry_at) > now:
+                continue
+            if job_type is None or job["type"] == job_type:
+                found.append((key, job_id, job))
+        return sorted(found, key=lambda item: item[0])
+
+    def finish(self, job_id: str, *, result: Any = None, error: str | None = None) -> None:
+        """Record the outcome of a job a person took; recovery collects it."""
+        where = self.find(job_id)
+        if where.state is not State.PROCESSING or where.finished or \
+                not self.is_person(where.worker_id):
+            verb = "fail" if error is not None else "finish"
+            raise self.wrong_state(job_id, where, verb, "person-claimed")
+        record = self.lifecycle.read_state(job_id) or {}
+        job = fileops.read_json(where.path)
+        outcome = dict(job_fields(job), attempt=record.get("attempts"),
+                       worker_id=where.worker_id, finished_at=utc_now(), operator=self.by)
+        suffix = SUCCESS if error is None else FAILURE
+        if error is None:
+            outcome["result"] = result
+        else:
+            outcome["error"] = error
+        target = where.path.with_name(f"{job_id}{suffix}")
+        if not where.path.exists():
+            raise JobStateError(f"job {job_id!r} is no longer claimed by {where.worker_id}")
+        fileops.write_json(target, outcome, durable=self.lifecycle.durable)
+        fileops.unlink(where.path, durable=self.lifecycle.durable, missing_ok=True)
+        logs.log_event(logger, logging.INFO, "job.finished" if error is None else "job.errored",
+                       job_id=job_id, worker_id=where.worker_id, operator=self.by, error=error)
+
+    # -- explanation -------------------------------------------------------------
+
+    def explain(self, job_id: str) -> str:
+        """Return one paragraph saying where the job is and why."""
+        where = self.find(job_id)
+        record = self.lifecycle.read_state(job_id) or {}
+        last = (record.get("history") or [{}])[-1]
+        job = fileops.read_json(where.path)
+        job_type = job.get("type", "?")
+        since = f" since {last.get('at')}" if last.get("at") else ""
+        if where.state is State.PENDING:
+            return self.explain_pending(job_id, job, record)
+        if where.state is State.HELD:
+            who = (last.get("operator") or {}).get("user", last.get("by", "someone"))
+            why = f" ({last['reason']})" if last.get("reason") else ""
+            return (f"{job_id} is held{since}, put there by {who}{why}; "
+                    f"'chronosq jobs release {job_id}' returns it to pending.")
+        if where.state is State.ASSIGNED:
+            return (f"{job_id} is queued on worker {where.worker_id}{since} and waits for "
+                    f"it to claim the job; {self.worker_note(where.worker_id)}.")
+        if where.state is State.PROCESSING:
+            if where.finished:
+                return (f"{job_id} finished on {where.worker_id} and waits for recovery to "
+                        "collect the outcome; recovery may not be running.")
+            request = self.root.cancel_requests / f"{job_id}.json"
+            cancel = " A cancel was requested." if request.exists() else ""
+            return (f"{job_id} is running on {where.worker_id}, attempt "
+                    f"{record.get('attempts')} of {record.get('max_attempts')}{since}; "
+                    f"{self.worker_note(where.worker_id)}.{cancel}")
+        if where.state is State.SUCCEEDED:
+            return f"{job_id} succeeded{since}; its result is in {where.path.relative_to(self.root.path)}."
+        if where.state is State.FAILED:
+            return (f"{job_id} failed after {record.get('attempts')} attempts{since}; last error: "
+                    f"{record.get('last_error')}. 'chronosq jobs retry {job_id}' runs it again.")
+        if where.state is State.QUARANTINED:
+            return (f"{job_id} is quarantined after {record.get('crashes')} worker crashes{since};"
+                    f" see quarantine/{job_id}.evidence.json. 'chronosq jobs retry {job_id}' "
+                    "runs it again.")
+        return f"{job_id} was canceled{since}. 'chronosq jobs retry {job_id}' runs it again."
+
+    def worker_note(self, worker_id: str | None) -> str:
+        record = read_record(self.root.worker_path(worker_id)) if worker_id else None
+        if record is None:
+            return f"worker {worker_id} has no record, so recovery will requeue the job"
+        if record.get("person"):
+            return f"{worker_id} is a person ({record.get('user')})"
+        stale = float(self.config.get("scheduler", "worker_stale_seconds"))
+        if worker_alive(record, stale):
+            return f"worker {worker_id} is alive (pid {record['pid']})"
+        return f"worker {worker_id} is dead, so recovery will requeue the job"
+
+    def explain_pending(self, job_id: str, job: dict[str, Any], record: dict[str, Any]) -> str:
+        job_type = job.get("type", "?")
+        retry_at = job.get("retry_at")
+        if isinstance(retry_at, str) and parse_time(retry_at) > time.time():
+            return (f"{job_id} is pending and waits for its retry time {retry_at} after "
+                    f"attempt {record.get('attempts')} failed: {record.get('last_error')}.")
+        stale = float(self.config.get("scheduler", "worker_stale_seconds"))
+        serving = {wid: rec for wid, rec in read_records(self.root).items()
+                   if job_type in rec.get("types", []) and not rec.get("person")}
+        live = {wid: rec for wid, rec in serving.items() if worker_alive(rec, stale)}
+        if not serving:
+            return f"{job_id} is pending: no worker serves type {job_type!r}."
+        if not live:
+            return (f"{job_id} is pending: every worker of type {job_type!r} "
+                    f"({', '.join(sorted(serving))}) is dead.")
+        full = []
+        for worker_id, rec in live.items():
+            load = sum(1 for t in rec["types"]
+                       for n in fileops.listdir(self.root.queue_dir(t, worker_id))
+                       if n.endswith((ASSIGNED, PROCESSING)) and not n.startswith("."))
+            if load >= int(rec["capacity"]):
+                full.append(worker_id)
+        if len(full) == len(live):
+            return (f"{job_id} is pending: every live worker of type {job_type!r} is full "
+                    f"({', '.join(sorted(full))}).")
+        policy = self.config.for_type(job_type).policy
+        if policy == "rule_based":
+            return (f"{job_id} is pending: type {job_type!r} uses rule_based and the matching "
+                    "rule's workers are dead, full or absent; 'chronosq policy simulate "
+                    f"--type {job_type}' shows the choice.")
+        return (f"{job_id} is pending and next in line for a worker of type {job_type!r} "
+                f"under {policy}; if it stays, check that the scheduler runs.")
