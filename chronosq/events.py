@@ -43,6 +43,9 @@ def _decode(data: bytes) -> dict[str, Any]:
         ) from None
     except RecursionError:
         raise InvalidEventError("invalid JSON: nested too deeply") from None
+    except ValueError as exc:
+        # For example an integer of more digits than Python converts.
+        raise InvalidEventError(f"invalid JSON: {exc}") from None
     if not isinstance(event, dict):
         raise InvalidEventError(
             f"event must be a JSON object, got {type(event).__name__}"

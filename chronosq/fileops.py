@@ -17,6 +17,7 @@ import json
 import os
 import secrets
 import signal
+import stat
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -160,7 +161,8 @@ def _discard(tmp: Path) -> None:
 
 def dumps(obj: Any) -> bytes:
     """Encode a JSON record the way every ChronosQ file stores it."""
-    return json.dumps(obj, ensure_ascii=False, sort_keys=True, indent=1).encode() + b"\n"
+    # ASCII escapes keep any string encodable, lone surrogates included.
+    return json.dumps(obj, ensure_ascii=True, sort_keys=True, indent=1).encode() + b"\n"
 
 
 def write_json(path: Path, obj: Any, *, durable: bool) -> None:
@@ -173,6 +175,43 @@ def read_bytes(path: Path) -> bytes:
     _before("read", path)
     with open(path, "rb") as handle:
         return handle.read()
+
+
+class NotRegularFileError(ValueError):
+    """The path is a FIFO, device, folder or symlink rather than a regular file."""
+
+
+class TooLargeError(ValueError):
+    """The file holds more bytes than the caller accepts."""
+
+
+def read_regular(path: Path, max_bytes: int) -> bytes:
+    """Return a regular file's contents, up to `max_bytes`.
+
+    The file is opened without following symlinks and without blocking, and
+    checked through the open descriptor, so a path swapped for a FIFO, a device
+    or a link between a check and the read can neither block nor mislead.
+    """
+    _before("read", path)
+    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise NotRegularFileError("not a regular file")
+        chunks = []
+        remaining = max_bytes + 1
+        while remaining > 0:
+            chunk = os.read(fd, min(remaining, 1 << 20))
+            if not chunk:
+                break
+            chunks.append(chunk)
+            remaining -= len(chunk)
+    finally:
+        os.close(fd)
+    data = b"".join(chunks)
+    if len(data) > max_bytes:
+        raise TooLargeError(f"over {max_bytes} bytes")
+    return data
 
 
 def read_json(path: Path) -> Any:

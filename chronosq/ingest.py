@@ -8,10 +8,12 @@ existing state record and yields no second job.
 
 from __future__ import annotations
 
+import errno
+import hashlib
 import logging
 import os
-import stat
 import time
+import traceback
 from pathlib import Path
 
 from chronosq import fileops, logs
@@ -25,6 +27,9 @@ from chronosq.service import Service
 logger = logging.getLogger(__name__)
 
 EVENT_SUFFIX = ".json"
+# Longer names are shortened in error/ so the rejected file and its reason fit
+# in a 255-byte file name.
+MAX_KEPT_NAME_BYTES = 180
 PAUSE_RECORD = "ingest.json"
 TEMP_SUFFIX = ".tmp"
 
@@ -105,27 +110,42 @@ class Ingest(Service):
         return max(0.0, self.next_scan - time.monotonic())
 
     def ingest_one(self, name: str) -> None:
-        """Accept one event as a job, recognise a replay, or set the event aside."""
+        """Accept one event as a job, recognise a replay, or set the event aside.
+
+        No event can stop ingest: an unexpected error is logged with the event's
+        name and the event is set aside like an invalid one.
+        """
         path = self.root.input / name
         try:
-            info = os.lstat(path)
-        except FileNotFoundError:
-            return
+            self.read_and_accept(name, path)
+        except OSError:
+            raise  # a disk problem: the service backs off and retries the event
+        except Exception as exc:
+            logs.log_event(logger, logging.ERROR, "event.unexpected_error", event_name=name,
+                           error=repr(exc), traceback=traceback.format_exc())
+            self.reject(name, f"could not be ingested: {exc!r}")
+
+    def read_and_accept(self, name: str, path: Path) -> None:
         try:
-            if not stat.S_ISREG(info.st_mode):
-                raise InvalidEventError("not a regular file")
             if not name.endswith(EVENT_SUFFIX):
                 raise InvalidEventError(
                     f"event file names must end in {EVENT_SUFFIX}; "
                     f"write under a .tmp or dot name and rename when complete"
                 )
             limit = int(self.config.get("ingest", "max_event_bytes"))
-            if info.st_size > limit:
+            try:
+                data = fileops.read_regular(path, limit)
+            except fileops.NotRegularFileError:
+                raise InvalidEventError("not a regular file") from None
+            except fileops.TooLargeError:
                 raise InvalidEventError(
-                    f"event is {info.st_size} bytes, over ingest.max_event_bytes={limit}"
-                )
-            data = fileops.read_bytes(path)
-            job = parse_event(name, data, info.st_mtime_ns, utc_now())
+                    f"event is over ingest.max_event_bytes={limit} bytes") from None
+            except OSError as exc:
+                if exc.errno in (errno.ELOOP, errno.ENXIO, errno.EISDIR):
+                    raise InvalidEventError("not a regular file") from None
+                raise
+            mtime_ns = os.stat(path, follow_symlinks=False).st_mtime_ns
+            job = parse_event(name, data, mtime_ns, utc_now())
         except FileNotFoundError:
             return
         except InvalidEventError as exc:
@@ -167,10 +187,14 @@ class Ingest(Service):
     def reject(self, name: str, reason: str) -> None:
         """Move an event to error/ beside a file stating the reason."""
         durable = self.lifecycle.durable
-        target = self.root.error / f"{name}{REJECTED}"
+        safe = name if len(os.fsencode(name)) <= MAX_KEPT_NAME_BYTES else (
+            os.fsencode(name)[:100].decode(errors="ignore") + "." +
+            hashlib.sha256(os.fsencode(name)).hexdigest()[:16])
+        target = self.root.error / f"{safe}{REJECTED}"
         if target.exists():
-            target = self.root.error / f"{name}.{time.time_ns()}{REJECTED}"
-        record = {"event": name, "reason": reason, "rejected_at": utc_now()}
+            target = self.root.error / f"{safe}.{time.time_ns()}{REJECTED}"
+        record = {"event": name.encode(errors="surrogateescape").decode(errors="replace"),
+                  "reason": reason, "rejected_at": utc_now()}
         fileops.write_json(target.with_name(target.name + ".reason"), record, durable=durable)
         try:
             fileops.rename(self.root.input / name, target, durable=durable)

@@ -42,6 +42,8 @@ class State(StrEnum):
 
 ACTIVE_STATES = (State.ASSIGNED, State.PROCESSING)
 FINISHED_STATES = (State.SUCCEEDED, State.FAILED)
+# States no file in jobs/ or a worker queue can be in; a copy found there is stale.
+FINAL_STATES = (State.SUCCEEDED, State.FAILED, State.QUARANTINED, State.CANCELED)
 
 # Keys a worker adds to a job file when it records an outcome.
 OUTCOME_KEYS = ("result", "error", "attempt", "worker_id", "finished_at", "retry_at",
@@ -82,7 +84,7 @@ def derive_job_id(name: str, data: bytes, mtime_ns: int) -> str:
     the same id, and two files with equal contents written at different times
     give different ids."""
     digest = hashlib.sha256()
-    digest.update(name.encode())
+    digest.update(os.fsencode(name))
     digest.update(b"\0")
     digest.update(str(mtime_ns).encode())
     digest.update(b"\0")
@@ -310,6 +312,11 @@ class Lifecycle:
             return True
         limit = STATE_LAG_SECONDS if record is not None else MISSING_STATE_SECONDS
         if time.time() - moved_at < limit:
+            return True
+        if record is not None and record.get("state") in {s.value for s in FINAL_STATES}:
+            # The job already ended; this file is a copy that must not run again.
+            set_aside_corrupt(self.root, path, f"copy of a job that is already "
+                              f"{record.get('state')}", self.durable)
             return True
         logs.log_event(
             logger, logging.WARNING, "state.repaired", job_id=path.name.split(".json")[0],

@@ -175,12 +175,16 @@ class Recovery(Service):
         record = self.lifecycle.read_state(outcome["job_id"])
         if record is None:
             return True
-        if record.get("state") not in ("assigned", "processing"):
-            return False
         if record.get("worker_id") != worker_id:
             return False
         attempt = outcome.get("attempt")
-        return attempt is None or attempt == record.get("attempts")
+        if attempt is None:
+            # A worker written to the file protocol alone claims without writing
+            # the state record, which then still says assigned.
+            return record.get("state") in ("assigned", "processing")
+        # A requeued claim leaves the record pending or assigned again, so only a
+        # record that says this very attempt is running accepts the outcome.
+        return record.get("state") == "processing" and attempt == record.get("attempts")
 
     def set_aside(self, path: Path, reason: str) -> None:
         """Keep an outcome that cannot be accepted in error/ and log why."""
@@ -196,6 +200,10 @@ class Recovery(Service):
 
     def reap_queue(self, worker_id: str, folder: Path, record: WorkerRecord | None) -> None:
         """Requeue the jobs in a dead worker's queue folder."""
+        current = read_record(self.root.worker_path(worker_id))
+        stale = float(self.config.get("scheduler", "worker_stale_seconds"))
+        if current is not None and worker_alive(current, stale):
+            return  # a new process took this worker id since the liveness check
         if record is not None:
             reason = f"worker {worker_id} died (pid {record.get('pid')} is gone)"
         else:

@@ -41,6 +41,7 @@ MALFORMED = {
     "unknown_field.json": b'{"type": "t", "payload": {}, "colour": "red"}',
     "not_utf8.json": b'{"type": "t", "payload": {"x": "\xff"}}',
     "wrong.txt": b'{"type": "t", "payload": {}}',
+    "huge_int.json": b'{"type": "t", "payload": {"n": ' + b"9" * 5000 + b"}}",
 }
 
 
@@ -120,3 +121,33 @@ def test_replay_with_conflicting_job_id_rejected(root, procs):
     reason = json.loads((root / "error" / "b.json.rejected.reason").read_text())
     assert "already belongs to another event" in reason["reason"]
     assert json.loads((root / "output" / "same.json").read_text())["payload"] == {"v": 1}
+
+
+def test_hostile_events_never_stop_ingest(root, procs, tmp_path):
+    outside = tmp_path / "secret.json"
+    outside.write_text('{"type": "t", "payload": {"stolen": true}}')
+    procs.supervisor()
+    procs.worker("w1", "t")
+    os.symlink(outside, root / "input" / "link.json")
+    os.mkfifo(root / "input" / "pipe.json")
+    drop_event(root, "a" * 240 + ".json", {"type": "t", "payload": {}})
+    drop_event(root, "surrogate.json", b'{"type": "t", "payload": {"s": "\\udcff"}}')
+    raw_name = os.fsencode(root / "input") + b"/\xff\xfe.json"
+    with open(raw_name, "wb") as handle:
+        handle.write(b'{"type": "t", "payload": {"odd": "name"}}')
+    for i in range(5):
+        drop_event(root, f"zz{i}.json", {"type": "t", "payload": {"i": i}})
+
+    wait_for(lambda: finished(root, "output", 8), 30, "the valid events to finish")
+    wait_for(lambda: len(names(root / "error", ".rejected")) == 2, 30, "link and pipe rejected")
+
+    assert os.listdir(root / "input") == []
+    assert (root / "error" / "link.json.rejected").is_symlink()
+    assert outside.exists()
+    reasons = {json.loads((root / "error" / f"{n}.rejected.reason").read_text())["reason"]
+               for n in ("link.json", "pipe.json")}
+    assert reasons == {"not a regular file"}
+    surrogate = [json.loads(p.read_text()) for p in (root / "output").iterdir()
+                 if json.loads(p.read_text())["payload"].get("s")]
+    assert surrogate[0]["payload"]["s"] == "\udcff"
+    assert all(c["restarts"] == 0 for c in status_json(root)["supervisor"]["children"])
