@@ -11,7 +11,7 @@ from chronosq.ingest import Ingest
 from chronosq.layout import Root
 from chronosq.recovery import Recovery
 from chronosq.scheduler import Scheduler
-from chronosq.service import Service
+from chronosq.service import Service, active_config_path
 
 ROLES: dict[str, type[Service]] = {
     "ingest": Ingest,
@@ -25,7 +25,7 @@ logger = logging.getLogger(__name__)
 def main(argv: list[str]) -> int:
     role, root_path = argv
     root = Root.find(root_path)
-    config = config_module.load(root)
+    config = config_module.load(root, active_config_path(root))
     logs.setup(
         root,
         role,

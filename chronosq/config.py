@@ -6,6 +6,7 @@ bad value raises ConfigError naming the key and what is allowed.
 
 from __future__ import annotations
 
+import math
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -110,6 +111,11 @@ SCHEMA: dict[str, dict[str, tuple[tuple[type, ...], Any, str]]] = {
             (int, float),
             defaults.WORKER_STOP_GRACE_SECONDS,
             "seconds a command gets to finish after SIGTERM before it is killed",
+        ),
+        "max_result_bytes": (
+            (int,),
+            defaults.MAX_RESULT_BYTES,
+            "a larger result (or command stdout) fails the job",
         ),
     },
     "logging": {
@@ -248,6 +254,8 @@ def _check_value(key: str, value: Any, allowed: tuple[type, ...]) -> None:
     if not ok:
         names = " or ".join(t.__name__ for t in allowed)
         raise ConfigError(f"{key}: expected {names}, got {_type_name(value)} {value!r}")
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ConfigError(f"{key}: must be a finite number of seconds, got {value!r}")
     if isinstance(value, (int, float)) and not isinstance(value, bool) and value <= 0:
         raise ConfigError(f"{key}: must be greater than 0, got {value!r}")
 
@@ -309,16 +317,36 @@ def parse(data: dict[str, Any]) -> Config:
         raise ConfigError(
             f"{unknown[0]}: unknown section; valid sections: {', '.join(sorted(known))}"
         )
-    return Config(_parse_sections(data), _parse_types(data.get("types", {})))
+    config = Config(_parse_sections(data), _parse_types(data.get("types", {})))
+    _check_timeouts(config)
+    return config
 
 
-def load(root: Root) -> Config:
-    """Read and validate the root's chronosq.toml."""
-    path = root.require().config_path
+def _check_timeouts(config: Config) -> None:
+    """Reject claim timeouts a healthy worker's heartbeat could not keep up with."""
+    heartbeat = float(config.get("worker", "heartbeat_seconds"))
+    keys = {"defaults.timeout": float(config.get("defaults", "timeout"))}
+    for name, table in config.types.items():
+        if "timeout" in table:
+            keys[f"types.{name}.timeout"] = float(table["timeout"])
+    for key, timeout in keys.items():
+        if timeout < 2 * heartbeat:
+            raise ConfigError(
+                f"{key}: {timeout:g}s is under twice worker.heartbeat_seconds "
+                f"({heartbeat:g}s), so healthy claims would expire; raise it"
+            )
+
+
+def load(root: Root, path: Path | None = None) -> Config:
+    """Read and validate the root's chronosq.toml, or the file at `path`."""
+    root.require()
+    path = path or root.config_path
     try:
-        data = tomllib.loads(path.read_text())
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: invalid TOML: {exc}") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: not UTF-8 text (byte {exc.start}); save it as UTF-8") from None
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read: {exc.strerror}") from None
     return parse(data)

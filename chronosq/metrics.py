@@ -128,5 +128,5 @@ def render(data: Mapping[str, Any], counters: Mapping[str, int]) -> str:
 def write_textfile(path: Path, text: str) -> None:
     """Replace `path` with `text` atomically, through a hidden temporary file and a rename."""
     # The temporary name ends in ".tmp", so the textfile collector, which reads
-    # only "*.prom", never sees a partly written file.
+    # only "*.prom", never reads a partly written file.
     fileops.write_bytes(path, text.encode(), durable=False)

@@ -1,7 +1,7 @@
 """Report the service's state to systemd with the sd_notify protocol.
 
-The protocol facts used here come from the sd_notify(3) and
-sd_watchdog_enabled(3) man pages (systemd 253):
+The protocol facts used here come from the sd_notify(3) man page and from
+sd_watchdog_enabled(3) as shipped with systemd 253:
 
 - The service manager sets NOTIFY_SOCKET to the address of an AF_UNIX datagram
   socket. A value that starts with "@" names a socket in Linux's abstract
@@ -86,7 +86,7 @@ class Notifier:
         return self.address is not None
 
     def send(self, **fields: object) -> bool:
-        """Send the assignments as one datagram; return False when not sent."""
+        """Send the assignments as one datagram and return whether it was sent."""
         if self.address is None or not fields:
             return False
         message = encode_message(fields)

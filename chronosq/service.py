@@ -11,6 +11,7 @@ import errno
 import logging
 import os
 import signal
+from pathlib import Path
 import time
 from types import FrameType
 
@@ -27,6 +28,19 @@ logger = logging.getLogger(__name__)
 SUPERVISOR_PID_ENV = "CHRONOSQ_SUPERVISOR_PID"
 ERROR_BACKOFF_MIN_SECONDS = 0.1
 ERROR_BACKOFF_MAX_SECONDS = 5.0
+
+
+ACTIVE_CONFIG_ENV = "CHRONOSQ_ACTIVE_CONFIG"
+
+
+def active_config_path(root: Root) -> Path | None:
+    """Return the configuration the supervisor accepted, for its children to read.
+
+    A child restarted after a rejected edit of chronosq.toml must run with the
+    settings the supervisor validated, not with the file as it is now.
+    """
+    value = os.environ.get(ACTIVE_CONFIG_ENV)
+    return Path(value) if value else None
 
 
 class Service:
@@ -65,11 +79,12 @@ class Service:
         """Reread chronosq.toml; keep the old settings when the new ones are invalid."""
         self.reload_requested = False
         try:
-            self.config = config_module.load(self.root)
+            self.config = config_module.load(self.root, active_config_path(self.root))
         except ChronosQError as exc:
             logs.log_event(logger, logging.ERROR, "config.reload_failed", error=str(exc))
             return
         logs.log_event(logger, logging.INFO, "config.reloaded")
+        logging.getLogger().setLevel(str(self.config.get("logging", "level")).upper())
         self.lifecycle.reconfigure(self.config)
         self.on_reload()
 

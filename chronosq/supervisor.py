@@ -16,6 +16,7 @@ import subprocess
 import sys
 import time
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from types import FrameType
 from typing import Any
 
@@ -29,7 +30,7 @@ from chronosq.layout import Root
 from chronosq.lifecycle import HOST, utc_now
 from chronosq.policy import plugin_manager, validate
 from chronosq.registry import pid_alive, process_start_time
-from chronosq.service import SUPERVISOR_PID_ENV
+from chronosq.service import ACTIVE_CONFIG_ENV, SUPERVISOR_PID_ENV
 from chronosq.watch import Waiter
 
 logger = logging.getLogger(__name__)
@@ -37,6 +38,7 @@ logger = logging.getLogger(__name__)
 ROLES = ("ingest", "scheduler", "recovery")
 LOCK_NAME = "supervisor.lock"
 RECORD_NAME = "supervisor.json"
+ACTIVE_CONFIG_NAME = "active-config.toml"
 
 
 @dataclass
@@ -52,6 +54,10 @@ class Child:
     restart_at: float = 0.0
     last_exit: str | None = None
     started_at_pid: float | None = None
+
+
+def ignore_sighup() -> None:
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)
 
 
 def say(message: str) -> None:
@@ -139,6 +145,7 @@ class Supervisor:
         signal.signal(signal.SIGCHLD, lambda signum, frame: None)
         self.waiter.install_signal_wakeup()
         self.check_root()
+        self.save_active_config()
         self.write_record()
         logs.log_event(logger, logging.INFO, "supervisor.started", root=str(self.root.path))
         say(f"supervising {self.root.path} (pid {os.getpid()}); JSON log in "
@@ -174,6 +181,15 @@ class Supervisor:
             logs.log_event(logger, logging.WARNING, "fsck.problem", **problem)
         logs.log_event(logger, logging.INFO, "fsck.done", problems=len(problems))
 
+    @property
+    def active_config(self) -> Path:
+        return self.root.run / ACTIVE_CONFIG_NAME
+
+    def save_active_config(self) -> None:
+        """Keep the accepted chronosq.toml where restarted children read it."""
+        text = self.root.config_path.read_bytes()
+        fileops.write_bytes(self.active_config, text, durable=self.config.durable)
+
     def write_record(self) -> None:
         record = {
             "pid": os.getpid(),
@@ -197,13 +213,15 @@ class Supervisor:
         fileops.write_json(self.root.children / f"{child.role}.json", record, durable=False)
 
     def spawn(self, child: Child) -> None:
-        env = dict(os.environ, **{SUPERVISOR_PID_ENV: str(os.getpid())})
-        # subprocess forks and execs in C, so no Python signal handler of the
-        # supervisor can run in the child before exec; no signal mask is needed.
+        env = dict(os.environ, **{SUPERVISOR_PID_ENV: str(os.getpid()),
+                                  ACTIVE_CONFIG_ENV: str(self.active_config)})
+        # The child starts with SIGHUP ignored until it installs its own handler,
+        # so a reload signal that arrives while it imports cannot kill it.
         child.process = subprocess.Popen(
             [sys.executable, "-m", "chronosq.child", child.role, str(self.root.path)],
             pass_fds=(self.lock_fd,),
             env=env,
+            preexec_fn=ignore_sighup,
         )
         child.started_at = time.monotonic()
         child.started_at_utc = utc_now()
@@ -265,6 +283,8 @@ class Supervisor:
             say(f"reload failed, keeping the running configuration: {exc}")
             return
         self.config = config
+        self.save_active_config()
+        logging.getLogger().setLevel(str(config.get("logging", "level")).upper())
         for child in self.children.values():
             if child.process is not None and child.process.poll() is None:
                 child.process.send_signal(signal.SIGHUP)

@@ -37,7 +37,14 @@ class Waiter:
 
     def __init__(self, fallback_seconds: float = 0.2):
         self.fallback_seconds = fallback_seconds
-        self._inotify = INotify() if INotify is not None else None
+        self._inotify = None
+        if INotify is not None:
+            try:
+                self._inotify = INotify()
+            except OSError as exc:
+                # EMFILE here means the per-user inotify instance limit is reached.
+                logger.warning("inotify unavailable (%s); polling every %gs instead",
+                               exc, fallback_seconds)
         self._watched: dict[Path, int] = {}
         self._wake_r, self._wake_w = os.pipe()
         os.set_blocking(self._wake_r, False)

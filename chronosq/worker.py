@@ -11,12 +11,14 @@ then the claim is removed; recovery moves the outcome out of the queue.
 
 from __future__ import annotations
 
+import fcntl
 import importlib
 import json
 import logging
 import os
 import signal
 import subprocess
+import tempfile
 import threading
 import time
 import traceback
@@ -126,12 +128,34 @@ class Worker:
         self.pid = os.getpid()
         self.error_backoff_seconds = 0.0
         self.cancel_requested_at: float | None = None
+        self.lock_fd = -1
         self.started_at = utc_now()
 
     # -- registration ----------------------------------------------------------
 
+    def lock_id(self) -> None:
+        """Hold an flock named after the worker id for the life of this process."""
+        folder = self.root.run / "worker-locks"
+        folder.mkdir(parents=True, exist_ok=True)
+        fd = os.open(folder / f"{self.worker_id}.lock", os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            raise WorkerError(f"worker id {self.worker_id!r} is already in use by a running "
+                              "worker; stop it or choose another --worker-id") from None
+        self.lock_fd = fd
+
+    def unlock(self) -> None:
+        """Release the worker id lock, for callers that drive a worker by hand."""
+        if self.lock_fd >= 0:
+            os.close(self.lock_fd)
+            self.lock_fd = -1
+
     def register(self) -> None:
         """Write this worker's record; raise WorkerError when the id is live elsewhere."""
+        if self.lock_fd < 0:
+            self.lock_id()
         existing = read_record(self.root.worker_path(self.worker_id))
         if existing is not None and existing.get("host") == HOST and existing["pid"] != self.pid:
             if pid_alive(int(existing["pid"]), float(existing["pid_started_at"])):
@@ -249,6 +273,9 @@ class Worker:
             signal.signal(signal.SIGTERM, self._on_stop)
             signal.signal(signal.SIGINT, self._on_stop)
             signal.signal(signal.SIGUSR1, self._on_cancel)
+            # Workers read their settings at start; a SIGHUP meant for a whole
+            # process group must not kill them.
+            signal.signal(signal.SIGHUP, signal.SIG_IGN)
             self.waiter.install_signal_wakeup()
         self.register()
         beat = threading.Thread(target=self.heartbeat_loop, name="heartbeat", daemon=True)
@@ -420,13 +447,21 @@ class Worker:
     def execute(self, task: dict[str, Any]) -> Any:
         """Run the job and return its result; raise JobFailed or any error on failure."""
         if self.handler is not None:
-            result = self.handler(task)
             try:
-                json.dumps(result)
-            except (TypeError, ValueError) as exc:
-                raise JobFailed(f"handler returned a result that is not JSON: {exc}") from None
-            return result
-        return self.run_command(task)
+                result = self.handler(task)
+            except (SystemExit, KeyboardInterrupt) as exc:
+                # A handler must not end the worker; its exit is the job's failure.
+                raise JobFailed(f"handler raised {exc!r}") from None
+        else:
+            result = self.run_command(task)
+        try:
+            size = len(fileops.dumps(result))
+        except (TypeError, ValueError) as exc:
+            raise JobFailed(f"result is not JSON that can be stored: {exc}") from None
+        limit = int(self.config.get("worker", "max_result_bytes"))
+        if size > limit:
+            raise JobFailed(f"result is {size} bytes, over worker.max_result_bytes={limit}")
+        return result
 
     def run_command(self, task: dict[str, Any]) -> Any:
         """Run the command with the job as JSON on stdin; stdout is the result.
@@ -438,27 +473,19 @@ class Worker:
         is handed back.
         """
         assert self.command is not None
-        process = subprocess.Popen(
-            self.command, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE, start_new_session=True,
-        )
-        grace = float(self.config.get("worker", "stop_grace_seconds"))
-        deadline: float | None = None
-        data: bytes | None = json.dumps(task).encode()
-        while True:
-            try:
-                stdout, stderr = process.communicate(data, timeout=0.2)
-                break
-            except subprocess.TimeoutExpired:
-                data = None
-                if self.cancel_requested_at is not None:
-                    self.stop_command(process)
-                    raise JobCanceled("canceled by an operator")
-                if self.stopping and deadline is None:
-                    deadline = time.monotonic() + grace
-                if deadline is not None and time.monotonic() > deadline:
-                    self.stop_command(process)
-                    raise HandBack(f"the command did not finish within {grace:g}s of stop")
+        # Output goes to unnamed temporary files rather than pipes: a command that
+        # writes a lot costs disk, not worker memory, and a grandchild that keeps
+        # the output open cannot make the worker wait after the command exits.
+        with tempfile.TemporaryFile() as stdin, tempfile.TemporaryFile() as stdout_file, \
+                tempfile.TemporaryFile() as stderr_file:
+            stdin.write(json.dumps(task).encode())
+            stdin.seek(0)
+            process = subprocess.Popen(self.command, stdin=stdin, stdout=stdout_file,
+                                       stderr=stderr_file, start_new_session=True)
+            self.wait_command(process)
+            stdout = self.read_limited(stdout_file)
+            stderr_file.seek(max(0, stderr_file.seek(0, os.SEEK_END) - 4 * STDERR_TAIL_CHARS))
+            stderr = stderr_file.read()
         if process.returncode != 0:
             tail = stderr.decode(errors="replace")[-STDERR_TAIL_CHARS:].strip()
             if process.returncode < 0:
@@ -472,6 +499,35 @@ class Worker:
         except ValueError:
             return text.strip()
 
+    def wait_command(self, process: subprocess.Popen[bytes]) -> None:
+        """Wait for the command, stopping it on cancel or when the worker stops."""
+        grace = float(self.config.get("worker", "stop_grace_seconds"))
+        deadline: float | None = None
+        while True:
+            try:
+                process.wait(timeout=0.2)
+                return
+            except subprocess.TimeoutExpired:
+                pass
+            if self.cancel_requested_at is not None:
+                self.stop_command(process)
+                raise JobCanceled("canceled by an operator")
+            if self.stopping and deadline is None:
+                deadline = time.monotonic() + grace
+            if deadline is not None and time.monotonic() > deadline:
+                self.stop_command(process)
+                raise HandBack(f"the command did not finish within {grace:g}s of stop")
+
+    def read_limited(self, handle: Any) -> bytes:
+        """Return a command's standard output; fail the job if it is too large."""
+        limit = int(self.config.get("worker", "max_result_bytes"))
+        size = handle.seek(0, os.SEEK_END)
+        if size > limit:
+            raise JobFailed(f"command wrote {size} bytes to stdout, over "
+                            f"worker.max_result_bytes={limit}")
+        handle.seek(0)
+        return handle.read()  # type: ignore[no-any-return]
+
     def stop_command(self, process: subprocess.Popen[bytes]) -> None:
         """SIGTERM the command's process group, then SIGKILL what is left."""
         for sig, wait_seconds in ((signal.SIGTERM, COMMAND_TERM_SECONDS), (signal.SIGKILL, 5.0)):
@@ -480,7 +536,7 @@ class Worker:
             except ProcessLookupError:
                 pass
             try:
-                process.communicate(timeout=wait_seconds)
+                process.wait(timeout=wait_seconds)
                 return
             except subprocess.TimeoutExpired:
                 continue

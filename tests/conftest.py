@@ -122,8 +122,11 @@ class Processes:
               new_session: bool = False) -> subprocess.Popen[bytes]:
         index = len(self.started)
         out = open(self.log_dir / f"proc{index}.out", "wb")
+        # The root goes before a worker's "--", after which the command begins.
+        split = args.index("--") if "--" in args else len(args)
+        command = [*args[:split], "--root", str(self.root), *args[split:]]
         process = subprocess.Popen(
-            [sys.executable, "-m", "chronosq", *args, "--root", str(self.root)],
+            [sys.executable, "-m", "chronosq", *command],
             stdout=out, stderr=subprocess.STDOUT, env=self.env(env), cwd=self.root,
             start_new_session=new_session,
         )

@@ -35,3 +35,11 @@ def poison(job: dict[str, Any]) -> dict[str, Any]:
     if job["payload"].get("poison"):
         os.kill(os.getpid(), 9)
     return echo(job)
+
+
+def busy_loop(job: dict[str, Any]) -> dict[str, Any]:
+    """Compute until interrupted, for cancel tests."""
+    deadline = time.monotonic() + float(job["payload"].get("seconds", 60))
+    while time.monotonic() < deadline:
+        sum(range(1000))
+    return echo(job)

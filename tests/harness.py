@@ -57,6 +57,9 @@ class Harness:
     def worker(self, worker_id: str, handler: Callable[..., Any] = ok_handler) -> Worker:
         worker = Worker(self.root, worker_id, ["t"], handler=handler, config=self.config)
         worker.register()
+        # The test process plays several workers in turn, and a forked child may
+        # take over one of them, so it keeps no worker id lock.
+        worker.unlock()
         return worker
 
     def drop(self, job_id: str = "job") -> None:

@@ -41,11 +41,11 @@ EXPECTED_OPERATIONS = {
     "claim_and_succeed": 15,
     "claim_and_fail": 15,
     "heartbeat": 4,
-    "collect_success": 28,
-    "retry": 33,
-    "fail_for_good": 34,
-    "requeue_dead_worker": 27,
-    "quarantine": 32,
+    "collect_success": 30,
+    "retry": 35,
+    "fail_for_good": 36,
+    "requeue_dead_worker": 29,
+    "quarantine": 34,
 }
 
 

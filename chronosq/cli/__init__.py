@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from chronosq.cli import basic, fsck, policy, status, worker
+from chronosq.cli import basic, fsck, jobs, logs, policy, status, worker
 
 app = typer.Typer(
     name="chronosq",
@@ -17,6 +17,8 @@ worker.register(app)
 status.register(app)
 policy.register(app)
 fsck.register(app)
+jobs.register(app)
+logs.register(app)
 
 
 def main() -> None:
