@@ -95,6 +95,11 @@ SCHEMA: dict[str, dict[str, tuple[tuple[type, ...], Any, str]]] = {
             defaults.RESTART_STABLE_SECONDS,
             "a child up this long has its backoff reset",
         ),
+        "hung_seconds": (
+            (int, float),
+            defaults.CHILD_HUNG_SECONDS,
+            "a child showing no progress this long stops the systemd watchdog pings",
+        ),
     },
     "worker": {
         "heartbeat_seconds": (
@@ -122,6 +127,18 @@ SCHEMA: dict[str, dict[str, tuple[tuple[type, ...], Any, str]]] = {
         "level": ((str,), defaults.LOG_LEVEL, "DEBUG, INFO, WARNING or ERROR"),
         "file": ((str,), defaults.LOG_FILE, "JSON log, relative to the root"),
         "stderr": ((bool,), False, "also write the JSON log to standard error"),
+    },
+    "metrics": {
+        "textfile": (
+            (str,),
+            "",
+            "Prometheus textfile-collector file the supervisor rewrites; empty for none",
+        ),
+        "interval_seconds": (
+            (int, float),
+            defaults.METRICS_INTERVAL_SECONDS,
+            "seconds between rewrites of the metrics file and systemd STATUS= lines",
+        ),
     },
     "plugins": {
         "modules": (

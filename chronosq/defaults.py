@@ -42,5 +42,10 @@ RESTART_BACKOFF_MAX_SECONDS = 30.0
 # A child that stayed up this long has its restart backoff reset.
 RESTART_STABLE_SECONDS = 30.0
 
+METRICS_INTERVAL_SECONDS = 15.0
+# A child that has not shown progress for this long is hung: the supervisor
+# stops the systemd watchdog pings so systemd restarts the service.
+CHILD_HUNG_SECONDS = 20.0
+
 LOG_LEVEL = "INFO"
 LOG_FILE = "logs/chronosq.log"

@@ -107,6 +107,7 @@ class Ingest(Service):
                 break
             self.queued.discard(name)
             self.ingest_one(name)
+            self.beat()
         return max(0.0, self.next_scan - time.monotonic())
 
     def ingest_one(self, name: str) -> None:

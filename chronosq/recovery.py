@@ -29,6 +29,7 @@ logger = logging.getLogger(__name__)
 
 FINISHED_SUFFIXES = (SUCCESS, FAILURE)
 RECONCILE_WINDOW_SECONDS = 3600.0
+COUNTERS_NAME = "counters.json"
 
 
 class Recovery(Service):
@@ -37,6 +38,7 @@ class Recovery(Service):
     role = "recovery"
 
     def setup(self) -> None:
+        self.counters = self.load_counters()
         self.next_check = 0.0
         self.waiter.watch(self.root.broker)
         self.watch_queues()
@@ -102,8 +104,36 @@ class Recovery(Service):
             self.next_check = now + float(self.config.get("recovery", "interval_seconds"))
         return max(0.0, self.next_check - time.monotonic())
 
+    def load_counters(self) -> dict[str, int]:
+        """Return the running totals kept in run/counters.json across restarts."""
+        try:
+            data = fileops.read_json(self.root.run / COUNTERS_NAME)
+        except (OSError, ValueError):
+            data = {}
+        return {key: int(data.get(key, 0)) if isinstance(data, dict) else 0
+                for key in ("completions", "failures", "retries", "recoveries")}
+
+    def count(self, state: Any, recovered: bool = False) -> None:
+        """Add one outcome to the totals that the metrics file reports."""
+        if state is None:
+            return
+        key = {State.SUCCEEDED: "completions", State.FAILED: "failures",
+               State.PENDING: "recoveries" if recovered else "retries"}.get(state)
+        if key is None:
+            return
+        self.counters[key] += 1
+        self.counters_changed = True
+
+    def save_counters(self) -> None:
+        if getattr(self, "counters_changed", False):
+            # NOTE: totals are written without fsync, so a power cut may lose a
+            # few increments; Prometheus treats a drop as a counter reset.
+            fileops.write_json(self.root.run / COUNTERS_NAME, self.counters, durable=False)
+            self.counters_changed = False
+
     def check(self) -> None:
         """One full pass: collect outcomes, reap dead workers, expire silent claims."""
+        self.save_counters()
         self.watch_queues()
         stale = float(self.config.get("scheduler", "worker_stale_seconds"))
         records = read_records(self.root)
@@ -166,6 +196,7 @@ class Recovery(Service):
             self.set_aside(path, "stale outcome of an attempt that was requeued")
             return
         state = self.lifecycle.collect(path, outcome)
+        self.count(state)
         if state is not None:
             fileops.unlink(folder / f"{job_id}{PROCESSING}",
                            durable=self.lifecycle.durable, missing_ok=True)
@@ -268,10 +299,11 @@ class Recovery(Service):
         except ValueError as exc:
             self.set_aside(path, f"unreadable job file: {exc}")
             return
-        self.lifecycle.requeue(
+        state = self.lifecycle.requeue(
             path, job, reason=reason, worker_id=worker_id, count_attempt=count_attempt,
             crashed=crashed, evidence=evidence,
         )
+        self.count(state, recovered=True)
 
     def remove_record(self, worker_id: str, record: WorkerRecord) -> None:
         """Delete a dead worker's record once its queue is empty."""

@@ -254,6 +254,7 @@ class Scheduler(Service):
                     break
                 continue
             self.jobs.pop(job["job_id"], None)
+            self.beat()
             if self.lifecycle.assign(job, choice, record):
                 workers[choice]["room"] -= 1
                 workers[choice]["queued"] += 1

@@ -11,12 +11,12 @@ import errno
 import logging
 import os
 import signal
-from pathlib import Path
 import time
+from pathlib import Path
 from types import FrameType
 
 from chronosq import config as config_module
-from chronosq import logs
+from chronosq import fileops, logs
 from chronosq.config import Config
 from chronosq.errors import ChronosQError
 from chronosq.layout import Root
@@ -26,6 +26,7 @@ from chronosq.watch import Waiter
 logger = logging.getLogger(__name__)
 
 SUPERVISOR_PID_ENV = "CHRONOSQ_SUPERVISOR_PID"
+IDLE_BEAT_SECONDS = 2.0
 ERROR_BACKOFF_MIN_SECONDS = 0.1
 ERROR_BACKOFF_MAX_SECONDS = 5.0
 
@@ -55,6 +56,7 @@ class Service:
         self.stopping = False
         self.reload_requested = False
         self.error_backoff_seconds = 0.0
+        self.last_beat = 0.0
         self.lifecycle = Lifecycle(root, config, self.role)
         supervisor = os.environ.get(SUPERVISOR_PID_ENV)
         self.supervisor_pid = int(supervisor) if supervisor else None
@@ -122,6 +124,21 @@ class Service:
         # Notifications that arrived meanwhile were dropped, so rescan everything.
         self.waiter.overflowed = True
 
+    def beat(self) -> None:
+        """Show the supervisor this process is making progress, at most once a second.
+
+        The mark is the modification time of run/children/<role>.json; the
+        supervisor stops systemd's watchdog pings when it goes stale.
+        """
+        now = time.monotonic()
+        if now - self.last_beat < 1.0:
+            return
+        self.last_beat = now
+        try:
+            fileops.touch(self.root.children / f"{self.role}.json")
+        except OSError:
+            pass  # a full disk shows up in the step's own error handling
+
     def run(self) -> int:
         """Run steps until a stop signal or the supervisor's exit; return an exit code."""
         self.install_signals()
@@ -135,11 +152,13 @@ class Service:
                                supervisor_pid=self.supervisor_pid)
                 break
             try:
+                self.beat()
                 self.lifecycle.flush_unrecorded()
                 timeout = self.step()
                 if self.stopping:
                     break
-                changes = self.waiter.wait(timeout)
+                # Wake at least every few seconds to show progress while idle.
+                changes = self.waiter.wait(min(timeout, IDLE_BEAT_SECONDS))
                 self.handle_changes(changes)  # type: ignore[arg-type]
             except OSError as exc:
                 self.back_off(exc)

@@ -56,7 +56,7 @@ class JobIndex:
         self.changed = False
 
     def lookup(self, folder: Path, job_id: str, name: str, check_mtime: bool) -> list[Any]:
-        """Return [type, retry_at or None, mtime_ns] for one job file."""
+        """Return [type, retry_at or None, mtime_ns, created_at] for one job file."""
         self.seen.add(job_id)
         found = self.entries.get(job_id)
         mtime_ns = 0
@@ -65,13 +65,13 @@ class JobIndex:
                 mtime_ns = os.stat(folder / name).st_mtime_ns
             except FileNotFoundError:
                 return [UNKNOWN_TYPE, None, 0]
-        if found is not None and (not check_mtime or found[2] == mtime_ns):
+        if found is not None and len(found) == 4 and (not check_mtime or found[2] == mtime_ns):
             return found
         try:
             job = fileops.read_json(folder / name)
-            entry = [str(job["type"]), job.get("retry_at"), mtime_ns]
+            entry = [str(job["type"]), job.get("retry_at"), mtime_ns, job.get("created_at")]
         except (OSError, ValueError, KeyError, TypeError):
-            return [UNKNOWN_TYPE, None, mtime_ns]
+            return [UNKNOWN_TYPE, None, mtime_ns, None]
         self.entries[job_id] = entry
         self.changed = True
         return entry
@@ -105,6 +105,7 @@ def job_counts(root: Root) -> dict[str, Any]:
         (root.canceled, State.CANCELED),
     )
     rejected = retry_waiting = 0
+    oldest: dict[str, float] = {}
     now = time.time()
     for folder, state in places:
         for name in fileops.listdir(folder):
@@ -113,11 +114,16 @@ def job_counts(root: Root) -> dict[str, Any]:
             job_id = job_id_of(name, ".json")
             if job_id is None or name.endswith(".evidence.json"):
                 continue
-            job_type, retry_at, _ = index.lookup(folder, job_id, name,
-                                                 check_mtime=state is State.PENDING)
+            job_type, retry_at, _, created_at = index.lookup(
+                folder, job_id, name, check_mtime=state is State.PENDING)
             _count(by_type, job_type, state)
-            if state is State.PENDING and retry_at and _after(retry_at, now):
+            if state is not State.PENDING:
+                continue
+            if retry_at and _after(retry_at, now):
                 retry_waiting += 1
+            age = _age(created_at, now)
+            if age is not None and age > oldest.get(job_type, -1.0):
+                oldest[job_type] = age
     for job_type, _worker_id, folder in queue_dirs(root):
         for name in fileops.listdir(folder):
             if job_id_of(name, ASSIGNED) is not None:
@@ -128,7 +134,15 @@ def job_counts(root: Root) -> dict[str, Any]:
     index.save()
     totals = {s.value: sum(t[s.value] for t in by_type.values()) for s in State}
     return {"jobs": totals, "types": by_type, "rejected_events": rejected,
-            "retry_waiting": retry_waiting}
+            "retry_waiting": retry_waiting,
+            "oldest_pending_age_seconds": {t: round(a, 3) for t, a in sorted(oldest.items())}}
+
+
+def _age(created_at: Any, now: float) -> float | None:
+    try:
+        return max(0.0, now - parse_time(str(created_at)))
+    except ValueError:
+        return None
 
 
 def _after(moment: str, now: float) -> bool:

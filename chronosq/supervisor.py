@@ -23,11 +23,13 @@ from typing import Any
 import psutil
 
 from chronosq import config as config_module
-from chronosq import fileops, fsck, logs
+from chronosq import fileops, fsck, logs, metrics
+from chronosq import status as status_module
 from chronosq.config import Config
 from chronosq.errors import ChronosQError, RootError
 from chronosq.layout import Root
 from chronosq.lifecycle import HOST, utc_now
+from chronosq.notify import Notifier
 from chronosq.policy import plugin_manager, validate
 from chronosq.registry import pid_alive, process_start_time
 from chronosq.service import ACTIVE_CONFIG_ENV, SUPERVISOR_PID_ENV
@@ -54,6 +56,7 @@ class Child:
     restart_at: float = 0.0
     last_exit: str | None = None
     started_at_pid: float | None = None
+    started_wall: float = 0.0
 
 
 def ignore_sighup() -> None:
@@ -129,6 +132,10 @@ class Supervisor:
         self.reload_requested = False
         self.waiter = Waiter()
         self.lock_fd = -1
+        self.notifier = Notifier()
+        self.ready_sent = False
+        self.last_ping = 0.0
+        self.last_report = 0.0
 
     def _on_stop(self, signum: int, frame: FrameType | None) -> None:
         self.stopping = True
@@ -156,14 +163,76 @@ class Supervisor:
                     self.reload()
                 self.reap()
                 self.spawn_due()
+                self.report()
                 self.waiter.wait(self.next_wakeup())
         finally:
+            self.notifier.stopping()
             self.stop_children()
             fileops.unlink(self.root.run / RECORD_NAME, durable=False, missing_ok=True)
             logs.log_event(logger, logging.INFO, "supervisor.stopped")
             say("stopped")
             os.close(self.lock_fd)
         return 0
+
+    # -- health, systemd and metrics ---------------------------------------------
+
+    def child_healthy(self, child: Child, now: float) -> bool:
+        """True when a child runs and has shown progress within hung_seconds.
+
+        Children touch their record in run/children/ as they work, so a child
+        that is stopped or stuck in a loop is caught, not only a dead one.
+        """
+        if child.process is None or child.process.poll() is not None:
+            return False
+        try:
+            beat = os.stat(self.root.children / f"{child.role}.json").st_mtime
+        except FileNotFoundError:
+            return False
+        limit = float(self.config.get("supervisor", "hung_seconds"))
+        return now - max(beat, child.started_wall) < limit and beat > child.started_wall
+
+    def report(self) -> None:
+        """Send READY, WATCHDOG and STATUS to systemd and rewrite the metrics file."""
+        now = time.time()
+        healthy = all(self.child_healthy(child, now) for child in self.children.values())
+        if healthy and not self.ready_sent:
+            self.ready_sent = self.notifier.ready() or True
+            logs.log_event(logger, logging.INFO, "supervisor.ready")
+        interval = self.notifier.watchdog_interval_seconds() or 1.0
+        if healthy and now - self.last_ping >= min(interval, 1.0):
+            self.notifier.watchdog()
+            self.last_ping = now
+        if now - self.last_report < float(self.config.get("metrics", "interval_seconds")):
+            return
+        self.last_report = now
+        try:
+            data = status_module.gather(self.root, self.config)
+        except OSError as exc:
+            logs.log_event(logger, logging.ERROR, "status.failed", error=str(exc))
+            return
+        jobs = data["jobs"]
+        unhealthy = [c.role for c in self.children.values() if not self.child_healthy(c, now)]
+        self.notifier.status(
+            " ".join(f"{state}={count}" for state, count in jobs.items())
+            + (f" unhealthy={','.join(unhealthy)}" if unhealthy else "")
+        )
+        self.write_metrics(data)
+
+    def write_metrics(self, data: dict[str, Any]) -> None:
+        target = str(self.config.get("metrics", "textfile"))
+        if not target:
+            return
+        try:
+            counters = fileops.read_json(self.root.run / "counters.json")
+        except (OSError, ValueError):
+            counters = {}
+        path = Path(target) if Path(target).is_absolute() else self.root.path / target
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            metrics.write_textfile(path, metrics.render(data, counters))
+        except OSError as exc:
+            logs.log_event(logger, logging.ERROR, "metrics.write_failed", path=str(path),
+                           error=str(exc))
 
     def check_root(self) -> None:
         """Remove stale temporary files, run fsck without other repairs and log
@@ -230,6 +299,8 @@ class Supervisor:
         except psutil.NoSuchProcess:
             child.started_at_pid = None
         self.write_child_record(child)
+        # Only a touch by the child itself, after this moment, counts as progress.
+        child.started_wall = time.time()
         logs.log_event(logger, logging.INFO, "child.started", child=child.role,
                        child_pid=child.process.pid, restarts=child.restarts)
 
@@ -282,6 +353,7 @@ class Supervisor:
             logs.log_event(logger, logging.ERROR, "config.reload_failed", error=str(exc))
             say(f"reload failed, keeping the running configuration: {exc}")
             return
+        self.notifier.reloading()
         self.config = config
         self.save_active_config()
         logging.getLogger().setLevel(str(config.get("logging", "level")).upper())
@@ -289,6 +361,7 @@ class Supervisor:
             if child.process is not None and child.process.poll() is None:
                 child.process.send_signal(signal.SIGHUP)
         logs.log_event(logger, logging.INFO, "config.reloaded")
+        self.notifier.ready()
 
     def stop_children(self) -> None:
         """SIGTERM every child, wait the grace period, then SIGKILL what remains."""

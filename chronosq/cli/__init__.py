@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from chronosq.cli import basic, fsck, jobs, logs, policy, status, worker
+from chronosq.cli import basic, fsck, jobs, logs, ops, policy, status, worker
 
 app = typer.Typer(
     name="chronosq",
@@ -19,6 +19,7 @@ policy.register(app)
 fsck.register(app)
 jobs.register(app)
 logs.register(app)
+ops.register(app)
 
 
 def main() -> None:
