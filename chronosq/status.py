@@ -6,6 +6,7 @@ from inside job files is cached in run/status-index.json (see JobIndex).
 
 from __future__ import annotations
 
+import bisect
 import os
 import time
 from pathlib import Path
@@ -33,6 +34,9 @@ from chronosq.registry import (
 )
 
 INDEX_NAME = "status-index.json"
+# Upper bounds in minutes of the backlog-by-age histogram, as qshape draws it;
+# the last bucket holds everything older.
+AGE_BUCKETS = [1, 5, 10, 20, 40, 80, 160, 320, 640, 1280, float("inf")]
 UNKNOWN_TYPE = "?"
 
 
@@ -56,7 +60,7 @@ class JobIndex:
         self.changed = False
 
     def lookup(self, folder: Path, job_id: str, name: str, check_mtime: bool) -> list[Any]:
-        """Return [type, retry_at or None, mtime_ns, created_at] for one job file."""
+        """Return [type, retry_at, mtime_ns, created_at, worker_id] for one job file."""
         self.seen.add(job_id)
         found = self.entries.get(job_id)
         mtime_ns = 0
@@ -65,13 +69,14 @@ class JobIndex:
                 mtime_ns = os.stat(folder / name).st_mtime_ns
             except FileNotFoundError:
                 return [UNKNOWN_TYPE, None, 0]
-        if found is not None and len(found) == 4 and (not check_mtime or found[2] == mtime_ns):
+        if found is not None and len(found) == 5 and (not check_mtime or found[2] == mtime_ns):
             return found
         try:
             job = fileops.read_json(folder / name)
-            entry = [str(job["type"]), job.get("retry_at"), mtime_ns, job.get("created_at")]
+            entry = [str(job["type"]), job.get("retry_at"), mtime_ns, job.get("created_at"),
+                     job.get("worker_id")]
         except (OSError, ValueError, KeyError, TypeError):
-            return [UNKNOWN_TYPE, None, mtime_ns, None]
+            return [UNKNOWN_TYPE, None, mtime_ns, None, None]
         self.entries[job_id] = entry
         self.changed = True
         return entry
@@ -106,6 +111,8 @@ def job_counts(root: Root) -> dict[str, Any]:
     )
     rejected = retry_waiting = 0
     oldest: dict[str, float] = {}
+    backlog: dict[str, list[int]] = {}
+    finished_by: dict[str, dict[str, int]] = {}
     now = time.time()
     for folder, state in places:
         for name in fileops.listdir(folder):
@@ -114,16 +121,23 @@ def job_counts(root: Root) -> dict[str, Any]:
             job_id = job_id_of(name, ".json")
             if job_id is None or name.endswith(".evidence.json"):
                 continue
-            job_type, retry_at, _, created_at = index.lookup(
+            job_type, retry_at, _, created_at, worker_id = index.lookup(
                 folder, job_id, name, check_mtime=state is State.PENDING)
             _count(by_type, job_type, state)
+            if state in (State.SUCCEEDED, State.FAILED) and worker_id:
+                per_worker = finished_by.setdefault(str(worker_id), {"done": 0, "failed": 0})
+                per_worker["done" if state is State.SUCCEEDED else "failed"] += 1
             if state is not State.PENDING:
                 continue
             if retry_at and _after(retry_at, now):
                 retry_waiting += 1
             age = _age(created_at, now)
-            if age is not None and age > oldest.get(job_type, -1.0):
+            if age is None:
+                continue
+            if age > oldest.get(job_type, -1.0):
                 oldest[job_type] = age
+            buckets = backlog.setdefault(job_type, [0] * len(AGE_BUCKETS))
+            buckets[bisect.bisect_left(AGE_BUCKETS, age / 60.0)] += 1
     for job_type, _worker_id, folder in queue_dirs(root):
         for name in fileops.listdir(folder):
             if job_id_of(name, ASSIGNED) is not None:
@@ -135,7 +149,10 @@ def job_counts(root: Root) -> dict[str, Any]:
     totals = {s.value: sum(t[s.value] for t in by_type.values()) for s in State}
     return {"jobs": totals, "types": by_type, "rejected_events": rejected,
             "retry_waiting": retry_waiting,
-            "oldest_pending_age_seconds": {t: round(a, 3) for t, a in sorted(oldest.items())}}
+            "oldest_pending_age_seconds": {t: round(a, 3) for t, a in sorted(oldest.items())},
+            "backlog_by_age": {"bucket_minutes": [*AGE_BUCKETS[:-1], None],
+                               "types": dict(sorted(backlog.items()))},
+            "finished_by_worker": finished_by}
 
 
 def _age(created_at: Any, now: float) -> float | None:
@@ -203,10 +220,20 @@ def gather(root: Root, config: Config) -> dict[str, Any]:
         ingest = fileops.read_json(root.run / "ingest.json")
     except (OSError, ValueError):
         ingest = {"paused": False, "reason": None}
+    counts = job_counts(root)
+    found_workers = workers(root, config)
+    for worker in found_workers:
+        worker.update(counts["finished_by_worker"].get(worker["worker_id"],
+                                                       {"done": 0, "failed": 0}))
+    try:
+        totals = fileops.read_json(root.run / "counters.json")
+    except (OSError, ValueError):
+        totals = {}
     return {
         "root": str(root.path),
-        **job_counts(root),
+        **counts,
+        "counters": totals,
         "ingest": ingest,
-        "workers": workers(root, config),
+        "workers": found_workers,
         "supervisor": supervisor(root),
     }

@@ -37,15 +37,15 @@ from chronosq.worker import Worker
 EXPECTED_OPERATIONS = {
     "submit": 4,
     "ingest": 15,
-    "assign": 18,
+    "assign": 19,
     "claim_and_succeed": 15,
     "claim_and_fail": 15,
     "heartbeat": 4,
-    "collect_success": 30,
-    "retry": 35,
-    "fail_for_good": 36,
-    "requeue_dead_worker": 29,
-    "quarantine": 34,
+    "collect_success": 31,
+    "retry": 36,
+    "fail_for_good": 37,
+    "requeue_dead_worker": 30,
+    "quarantine": 35,
 }
 
 

@@ -240,3 +240,23 @@ def test_logs_filter_and_follow(root, procs):
     assert "job.succeeded" in events
     assert (root / "logs" / "chronosq.log").exists()
     assert any(e["job_id"] == "after" for e in log_events(root) if "job_id" in e)
+
+
+def test_status_watch_redraws_until_ctrl_c(root, procs):
+    procs.supervisor()
+    procs.worker("w1", "t")
+    drop_event(root, "w.json", {"type": "t", "payload": {}, "job_id": "seen"})
+    wait_for(lambda: finished(root, "output", 1), 30, "the job done")
+    watcher = subprocess.Popen(
+        [sys.executable, "-m", "chronosq", "status", "--watch", "--interval", "0.2",
+         "--root", str(root)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        env=dict(os.environ, COLUMNS="200"))
+    wait_for(lambda: (root / "run" / "status-index.json").exists(), 20, "a first redraw")
+
+    watcher.send_signal(__import__("signal").SIGINT)
+    out, _ = watcher.communicate(timeout=20)
+
+    assert watcher.returncode == 0
+    for title in ("throughput over the last minute", "Jobs", "Pending backlog by age",
+                  "Workers", "Supervisor", "stopped watching"):
+        assert title in out

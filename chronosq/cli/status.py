@@ -3,17 +3,20 @@
 from __future__ import annotations
 
 import sys
+import time
+from collections import deque
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
+from rich.console import Console, Group
+from rich.live import Live
 from rich.table import Table
 
 from chronosq import config as config_module
 from chronosq import status as status_module
 from chronosq.errors import ConfigError
 from chronosq.cli.common import RootOption, find_root, handle_errors, print_json
-from chronosq.lifecycle import State
+from chronosq.lifecycle import State, parse_time
 
 
 def jobs_table(data: dict[str, Any]) -> Table:
@@ -30,7 +33,7 @@ def jobs_table(data: dict[str, Any]) -> Table:
 def workers_table(data: dict[str, Any]) -> Table:
     table = Table(title="Workers")
     for column in ("worker", "alive", "pid", "host", "types", "capacity", "queued",
-                   "running", "heartbeat"):
+                   "running", "done", "failed", "heartbeat"):
         table.add_column(column)
     for worker in data["workers"]:
         table.add_row(
@@ -42,6 +45,8 @@ def workers_table(data: dict[str, Any]) -> Table:
             str(worker["capacity"]),
             str(worker["queued"]),
             str(worker["running"]),
+            str(worker.get("done", 0)),
+            str(worker.get("failed", 0)),
             f"{worker['heartbeat_age_seconds']:.1f}s ago",
         )
     return table
@@ -51,17 +56,70 @@ def children_table(data: dict[str, Any]) -> Table:
     supervisor = data["supervisor"]
     state = "running" if supervisor["alive"] else "not running"
     table = Table(title=f"Supervisor (pid {supervisor['pid'] or '-'}, {state})")
-    for column in ("child", "alive", "pid", "restarts", "last exit"):
+    for column in ("child", "alive", "pid", "uptime", "restarts", "last exit"):
         table.add_column(column)
+    now = time.time()
     for child in supervisor["children"]:
+        started = child.get("started_at")
+        uptime = f"{now - parse_time(started):.0f}s" if started and child["alive"] else "-"
         table.add_row(
             child["role"],
             "[green]yes[/green]" if child["alive"] else "[red]no[/red]",
             str(child.get("pid") or "-"),
+            uptime,
             str(child.get("restarts", 0)),
             str(child.get("last_exit") or "-"),
         )
     return table
+
+
+def backlog_table(data: dict[str, Any]) -> Table:
+    """Pending jobs per type by age, in the manner of Postfix's qshape."""
+    bounds = data["backlog_by_age"]["bucket_minutes"]
+    table = Table(title="Pending backlog by age (minutes)")
+    table.add_column("type")
+    table.add_column("oldest", justify="right")
+    for bound in bounds:
+        table.add_column(f"<{bound}" if bound is not None else "older", justify="right")
+    for job_type, buckets in data["backlog_by_age"]["types"].items():
+        oldest = data["oldest_pending_age_seconds"].get(job_type, 0.0)
+        table.add_row(job_type, f"{oldest:.0f}s", *(str(n) for n in buckets))
+    return table
+
+
+def watch_view(data: dict[str, Any], rates: dict[str, float]) -> Group:
+    children = children_table(data)
+    header = (f"{data['root']}  throughput over the last minute: "
+              f"{rates.get('completions', 0.0):.1f} done/s, "
+              f"{rates.get('failures', 0.0):.2f} failed/s, "
+              f"{rates.get('retries', 0.0):.2f} retried/s")
+    parts: list[Any] = [header, jobs_table(data), backlog_table(data), workers_table(data),
+                        children]
+    if data["ingest"].get("paused"):
+        parts.insert(1, f"[red]ingest paused:[/red] {data['ingest']['reason']}")
+    return Group(*parts)
+
+
+def watch(found: Any, config: Any, interval: float) -> None:
+    """Redraw the status in place every `interval` seconds until Ctrl-C."""
+    samples: deque[tuple[float, dict[str, int]]] = deque()
+    console = Console()
+    try:
+        with Live(console=console, auto_refresh=False, screen=False) as live:
+            while True:
+                data = status_module.gather(found, config)
+                now = time.monotonic()
+                samples.append((now, dict(data.get("counters") or {})))
+                while samples and now - samples[0][0] > 60.0:
+                    samples.popleft()
+                first_at, first = samples[0]
+                span = max(now - first_at, 1e-9)
+                rates = {key: (int(value) - int(first.get(key, 0))) / span
+                         for key, value in samples[-1][1].items()} if len(samples) > 1 else {}
+                live.update(watch_view(data, rates), refresh=True)
+                time.sleep(interval)
+    except KeyboardInterrupt:
+        console.print("stopped watching")
 
 
 @handle_errors
@@ -69,6 +127,12 @@ def status(
     as_json: Annotated[
         bool, typer.Option("--json", help="Print the data as JSON instead of tables.")
     ] = False,
+    watch_mode: Annotated[
+        bool, typer.Option("--watch", help="Redraw a live view in place until Ctrl-C.")
+    ] = False,
+    interval: Annotated[
+        float, typer.Option("--interval", min=0.1, help="Seconds between redraws with --watch.")
+    ] = 2.0,
     root: RootOption = None,
 ) -> None:
     """Show job counts per state and type, workers, and the supervisor's children."""
@@ -80,6 +144,9 @@ def status(
         # still sees the queue while fixing the configuration.
         Console(stderr=True).print(f"[yellow]warning:[/yellow] {exc}; using defaults")
         config = config_module.parse({})
+    if watch_mode:
+        watch(found, config, interval)
+        return
     data = status_module.gather(found, config)
     if as_json:
         print_json(data)
