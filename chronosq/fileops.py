@@ -122,8 +122,12 @@ def fsync_dir(path: Path) -> None:
         sync_hook(path, None)
 
 
-def write_bytes(path: Path, data: bytes, *, durable: bool) -> None:
-    """Write `data` to `path` atomically, replacing any file there."""
+def write_bytes(path: Path, data: bytes, *, durable: bool, sync_dir: bool = True) -> None:
+    """Write `data` to `path` atomically, replacing any file there.
+
+    With `sync_dir` False the folder is not fsynced; a caller writing a batch
+    fsyncs it once for all, before anything depends on the batch.
+    """
     tmp = temp_name(path)
     _before("write", tmp)
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
@@ -148,7 +152,7 @@ def write_bytes(path: Path, data: bytes, *, durable: bool) -> None:
     except BaseException:
         _discard(tmp)
         raise
-    if durable:
+    if durable and sync_dir:
         _fsync_after_rename([path.parent])
 
 
@@ -165,9 +169,9 @@ def dumps(obj: Any) -> bytes:
     return json.dumps(obj, ensure_ascii=True, sort_keys=True, indent=1).encode() + b"\n"
 
 
-def write_json(path: Path, obj: Any, *, durable: bool) -> None:
+def write_json(path: Path, obj: Any, *, durable: bool, sync_dir: bool = True) -> None:
     """Write `obj` as JSON to `path` atomically."""
-    write_bytes(path, dumps(obj), durable=durable)
+    write_bytes(path, dumps(obj), durable=durable, sync_dir=sync_dir)
 
 
 def read_bytes(path: Path) -> bytes:
@@ -219,16 +223,26 @@ def read_json(path: Path) -> Any:
     return json.loads(read_bytes(path))
 
 
-def rename(src: Path, dst: Path, *, durable: bool) -> None:
-    """Move `src` to `dst`; raises FileNotFoundError when another process moved it first."""
+def rename(src: Path, dst: Path, *, durable: bool, sync_dir: bool = True) -> None:
+    """Move `src` to `dst`; raises FileNotFoundError when another process moved it first.
+
+    With `sync_dir` False the caller fsyncs both folders once for a batch.
+    """
     _before("rename", f"{src} -> {dst}")
     os.rename(src, dst)
-    if durable:
+    if durable and sync_dir:
         folders = [dst.parent] if src.parent == dst.parent else [dst.parent, src.parent]
         _fsync_after_rename(folders)
 
 
-def unlink(path: Path, *, durable: bool, missing_ok: bool = False) -> bool:
+def link(src: Path, dst: Path) -> None:
+    """Give `src` a second name; raises FileExistsError rather than replace `dst`."""
+    _before("link", f"{src} -> {dst}")
+    os.link(src, dst)
+
+
+def unlink(path: Path, *, durable: bool, missing_ok: bool = False,
+           sync_dir: bool = True) -> bool:
     """Remove a file; return False when it was already gone and `missing_ok` is set."""
     _before("unlink", path)
     try:
@@ -237,7 +251,7 @@ def unlink(path: Path, *, durable: bool, missing_ok: bool = False) -> bool:
         if not missing_ok:
             raise
         return False
-    if durable:
+    if durable and sync_dir:
         fsync_dir(path.parent)
     return True
 

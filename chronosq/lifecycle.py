@@ -202,23 +202,24 @@ class Lifecycle:
             ],
         }
 
-    def create_state(self, record: dict[str, Any]) -> bool:
+    def create_state(self, record: dict[str, Any], sync_dir: bool = True) -> bool:
         """Write a first state record unless one exists; return True if written.
 
         Ingest and the scheduler may both create the record of the same job, so
         creation links a finished temporary file into place, which fails rather
-        than replaces when the other process won.
+        than replaces when the other process won. The temporary name needs no
+        folder fsync of its own: only the linked name has to survive.
         """
         path = self.root.state_path(record["job_id"])
         tmp = fileops.temp_name(path)
-        fileops.write_bytes(tmp, fileops.dumps(record), durable=self.durable)
+        fileops.write_bytes(tmp, fileops.dumps(record), durable=self.durable, sync_dir=False)
         try:
-            os.link(tmp, path)
+            fileops.link(tmp, path)
         except FileExistsError:
             return False
         finally:
-            os.unlink(tmp)
-        if self.durable:
+            fileops.unlink(tmp, durable=False, missing_ok=True)
+        if self.durable and sync_dir:
             fileops.fsync_dir(path.parent)
         return True
 
@@ -231,6 +232,7 @@ class Lifecycle:
         worker_id: str | None = None,
         level: int = logging.INFO,
         record: dict[str, Any] | None = None,
+        sync_dir: bool = True,
         **details: Any,
     ) -> dict[str, Any]:
         """Record a transition the caller has just made: state file, then a log line.
@@ -266,7 +268,8 @@ class Lifecycle:
                 }
             )
         try:
-            fileops.write_json(self.root.state_path(job_id), record, durable=self.durable)
+            fileops.write_json(self.root.state_path(job_id), record, durable=self.durable,
+                               sync_dir=sync_dir)
         except OSError:
             self.unrecorded[job_id] = (base_length, record)
             raise
@@ -323,6 +326,44 @@ class Lifecycle:
             expected=state.value, found=(record or {}).get("state"), worker_id=worker_id,
         )
         return False
+
+    def assign_batch(
+        self, choices: list[tuple[dict[str, Any], str, dict[str, Any] | None]]
+    ) -> list[str]:
+        """Move pending jobs into worker queues with one fsync per folder for the
+        whole batch, then record them; return the ids of the jobs moved.
+
+        The folders are fsynced before any state record says "assigned", so a
+        record never claims a move that a power cut could undo.
+        """
+        moved = []
+        folders = {self.root.jobs}
+        for job, worker_id, record in choices:
+            queue = self.root.queue_dir(job["type"], worker_id)
+            queue.mkdir(parents=True, exist_ok=True)
+            src = self.root.jobs / f"{job['job_id']}{ASSIGNED}"
+            try:
+                fileops.rename(src, queue / f"{job['job_id']}{ASSIGNED}", durable=self.durable,
+                               sync_dir=False)
+            except FileNotFoundError:
+                continue
+            folders.add(queue)
+            moved.append((job, worker_id, record))
+        error: OSError | None = None
+        if self.durable and moved:
+            try:
+                for folder in sorted(folders):
+                    fileops.fsync_dir(folder)
+            except OSError as exc:
+                error = fileops.NotDurableError(exc.errno, exc.strerror, exc.filename)
+        for job, worker_id, record in moved:
+            self.transition(job, "assigned", State.ASSIGNED, worker_id=worker_id,
+                            record=record, sync_dir=False)
+        if self.durable and moved:
+            fileops.fsync_dir(self.root.state)
+        if error is not None:
+            raise error
+        return [job["job_id"] for job, _, _ in moved]
 
     def assign(
         self, job: dict[str, Any], worker_id: str, record: dict[str, Any] | None = None

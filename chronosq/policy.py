@@ -142,6 +142,7 @@ class Policies:
         self.timeout_seconds = float(config.get("scheduler", "policy_timeout_seconds"))
         self._contexts: dict[tuple[str, str], PolicyContext] = {}
         self._callers: dict[str, Any] = {}
+        self._changed: set[tuple[str, str]] = set()
 
     def policy_of(self, job_type: str) -> str:
         return self.config.for_type(job_type).policy
@@ -211,10 +212,23 @@ class Policies:
             raise PolicyError(
                 f"policy {policy!r} chose {choice!r}, which is not a candidate"
             )
-        if self.persist and json.dumps(context.state, sort_keys=True) != before:
-            # Written on every change but not fsynced: a power cut may replay a
-            # few choices, a process crash loses none.
-            context.state_dir.mkdir(parents=True, exist_ok=True)
-            fileops.write_json(context.state_dir / f"{job['type']}.json", context.state,
-                               durable=False)
+        if json.dumps(context.state, sort_keys=True) != before:
+            self._changed.add((job["type"], policy))
         return choice
+
+    def flush(self) -> None:
+        """Save the state of every policy that changed since the last flush.
+
+        The scheduler flushes after each batch of assignments, without fsync: a
+        crash or power cut replays at most a batch of choices. For a rotation
+        that shifts where it resumes, which keeps counts within one of even.
+        """
+        if not self.persist:
+            self._changed.clear()
+            return
+        for job_type, policy in sorted(self._changed):
+            context = self._contexts[(job_type, policy)]
+            context.state_dir.mkdir(parents=True, exist_ok=True)
+            fileops.write_json(context.state_dir / f"{job_type}.json", context.state,
+                               durable=False)
+        self._changed.clear()

@@ -30,6 +30,8 @@ PRIORITY_RANK = {name: rank for rank, name in enumerate(PRIORITIES)}
 # Seconds before retrying jobs whose state record lags behind their file.
 DEFER_RETRY_SECONDS = 0.02
 LIVENESS_CACHE_SECONDS = 0.5
+# Assignments committed together, with one fsync per folder.
+BATCH_SIZE = 64
 # NOTE: jobs a policy declines are asked again on every pass; past this many in
 # one pass the rest of the type waits for the next pass.
 MAX_DECLINED_PER_PASS = 1000
@@ -222,6 +224,7 @@ class Scheduler(Service):
         """
         heap = self.heaps[job_type]
         waiting: list[tuple[int, float, str]] = []
+        batch: list[tuple[dict[str, Any], str, dict[str, Any] | None]] = []
         deferred = False
         declined = 0
         while heap and not self.stopping:
@@ -255,12 +258,22 @@ class Scheduler(Service):
                 continue
             self.jobs.pop(job["job_id"], None)
             self.beat()
-            if self.lifecycle.assign(job, choice, record):
-                workers[choice]["room"] -= 1
-                workers[choice]["queued"] += 1
+            batch.append((job, choice, record))
+            workers[choice]["room"] -= 1
+            workers[choice]["queued"] += 1
+            if len(batch) >= BATCH_SIZE:
+                self.commit(batch)
+        self.commit(batch)
         for key in waiting:
             heapq.heappush(heap, key)
         return deferred
+
+    def commit(self, batch: list[tuple[dict[str, Any], str, dict[str, Any] | None]]) -> None:
+        """Move and record a batch of choices, then save the policies' state."""
+        if batch:
+            self.lifecycle.assign_batch(batch)
+            batch.clear()
+        self.policies.flush()
 
     def pause_type(self, job_type: str, job: dict[str, Any], error: Exception) -> None:
         """Leave a type's jobs pending for a while after its policy failed.

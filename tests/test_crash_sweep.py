@@ -36,7 +36,7 @@ from chronosq.worker import Worker
 # lost a file operation: check that the sweep covers it, then update the count.
 EXPECTED_OPERATIONS = {
     "submit": 4,
-    "ingest": 15,
+    "ingest": 16,
     "assign": 19,
     "claim_and_succeed": 15,
     "claim_and_fail": 15,
