@@ -53,9 +53,14 @@ class Recovery(Service):
         files moved within RECONCILE_WINDOW_SECONDS are read; fsck covers older ones.
         """
         cutoff = time.time() - RECONCILE_WINDOW_SECONDS
+        # NOTE: hold/ and canceled/ are reconciled only here, at start-up, so a
+        # record left behind by an operator command killed mid-way waits for
+        # the next recovery start or `fsck --repair`.
         places = ((self.root.output, State.SUCCEEDED, "succeeded"),
                   (self.root.error, State.FAILED, "failed"),
-                  (self.root.quarantine, State.QUARANTINED, "quarantined"))
+                  (self.root.quarantine, State.QUARANTINED, "quarantined"),
+                  (self.root.hold, State.HELD, "held"),
+                  (self.root.canceled, State.CANCELED, "canceled"))
         for folder, state, event in places:
             for name in fileops.listdir(folder):
                 job_id = job_id_of(name, ".json")

@@ -68,7 +68,7 @@ class JobIndex:
             try:
                 mtime_ns = os.stat(folder / name).st_mtime_ns
             except FileNotFoundError:
-                return [UNKNOWN_TYPE, None, 0]
+                return [UNKNOWN_TYPE, None, 0, None, None]
         if found is not None and len(found) == 5 and (not check_mtime or found[2] == mtime_ns):
             return found
         try:

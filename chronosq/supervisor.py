@@ -207,8 +207,9 @@ class Supervisor:
         self.last_report = now
         try:
             data = status_module.gather(self.root, self.config)
-        except OSError as exc:
-            logs.log_event(logger, logging.ERROR, "status.failed", error=str(exc))
+        except Exception:
+            # Reporting must never take the supervisor, and so its children, down.
+            logger.exception("status.failed")
             return
         jobs = data["jobs"]
         unhealthy = [c.role for c in self.children.values() if not self.child_healthy(c, now)]

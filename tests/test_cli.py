@@ -195,3 +195,16 @@ def test_worker_command_must_exist(tmp_path):
 
     assert result.exit_code == 1
     assert "command '/no/such/program' not found or not executable" in result.output
+
+
+def test_status_index_tolerates_vanished_file(tmp_path):
+    from chronosq.layout import Root
+    from chronosq.status import JobIndex
+
+    runner.invoke(app, ["init", "--root", str(tmp_path)])
+    index = JobIndex(Root(tmp_path))
+
+    entry = index.lookup(tmp_path / "jobs", "gone", "gone.json", check_mtime=True)
+
+    assert len(entry) == 5
+    assert entry[0] == "?"

@@ -26,6 +26,7 @@ import pytest
 from harness import Harness, failing_handler, ok_handler
 
 from chronosq import fileops, lifecycle
+from chronosq.control import Control
 from chronosq.fsck import Fsck
 from chronosq.ingest import Ingest
 from chronosq.layout import Root
@@ -46,6 +47,8 @@ EXPECTED_OPERATIONS = {
     "fail_for_good": 37,
     "requeue_dead_worker": 30,
     "quarantine": 35,
+    "hold": 9,
+    "release": 9,
 }
 
 
@@ -66,12 +69,13 @@ def check_invariants(harness: Harness, acknowledged: bool) -> None:
     if not acknowledged and not places:
         return
     assert len(places) == 1, places
-    assert places[0] in ("output", "error", "quarantine"), places
+    assert places[0] in ("output", "error", "quarantine", "hold"), places
     problems = Fsck(harness.root, harness.config, repair=False, now=time.time() + 120).run()
     serious = [p for p in problems if p.check not in ("stale_temp_file", "dead_worker")]
     assert serious == [], serious
     state = json.loads(harness.root.state_path("job").read_text())
-    expected = {"output": "succeeded", "error": "failed", "quarantine": "quarantined"}
+    expected = {"output": "succeeded", "error": "failed", "quarantine": "quarantined",
+                "hold": "held"}
     assert state["state"] == expected[places[0]]
     assert state["attempts"] <= harness.config.for_type("t").max_attempts
 
@@ -139,7 +143,18 @@ def submit(h: Harness) -> None:
     submit_command("t", payload='{"n": 1}', priority="normal", job_id="job", root=h.path)
 
 
+def operator(h: Harness) -> Control:
+    return Control(h.root, h.config, reason="sweep")
+
+
+def to_held(h: Harness) -> None:
+    to_pending(h)
+    operator(h).hold("job")
+
+
 SCENARIOS: dict[str, Scenario] = {
+    "hold": Scenario(to_pending, lambda h: operator(h).hold("job")),
+    "release": Scenario(to_held, lambda h: operator(h).release("job")),
     "submit": Scenario(lambda h: None, submit, acknowledged_before=False),
     "ingest": Scenario(lambda h: h.drop(), lambda h: h.service(Ingest).ingest_one("job.json")),
     "assign": Scenario(lambda h: (to_pending(h), h.worker("doomed")),
@@ -235,6 +250,5 @@ def test_crash_points(name, tmp_path):
 
 
 def test_sweep_covers_every_transition():
-    # Hold and release are operator commands without a scenario here yet.
     assert set(SCENARIOS) == set(EXPECTED_OPERATIONS)
     print(f"crash points in the sweep: {sum(n + 1 for n in EXPECTED_OPERATIONS.values())}")
