@@ -125,8 +125,11 @@ SCHEMA: dict[str, dict[str, tuple[tuple[type, ...], Any, str]]] = {
     },
     "logging": {
         "level": ((str,), defaults.LOG_LEVEL, "DEBUG, INFO, WARNING or ERROR"),
-        "file": ((str,), defaults.LOG_FILE, "JSON log, relative to the root"),
-        "stderr": ((bool,), False, "also write the JSON log to standard error"),
+        "file": ((str,), defaults.LOG_FILE,
+                 "JSON log, relative to the root; empty to log to standard error only"),
+        "stderr": ((bool,), False,
+                   "also write the JSON log to standard error, which systemd sends to "
+                   "the journal"),
     },
     "metrics": {
         "textfile": (

@@ -104,12 +104,13 @@ def setup(root: Root, role: str, level: str, file: str, stderr: bool) -> None:
     for handler in list(top.handlers):
         top.removeHandler(handler)
         handler.close()
-    path = root.path / file
-    path.parent.mkdir(parents=True, exist_ok=True)
-    file_handler = AppendHandler(path)
-    file_handler.setFormatter(formatter)
-    top.addHandler(file_handler)
-    if stderr:
+    if file:
+        path = root.path / file
+        path.parent.mkdir(parents=True, exist_ok=True)
+        file_handler = AppendHandler(path)
+        file_handler.setFormatter(formatter)
+        top.addHandler(file_handler)
+    if stderr or not file:
         stream_handler = logging.StreamHandler(sys.stderr)
         stream_handler.setFormatter(formatter)
         top.addHandler(stream_handler)

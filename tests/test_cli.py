@@ -208,3 +208,40 @@ def test_status_index_tolerates_vanished_file(tmp_path):
 
     assert len(entry) == 5
     assert entry[0] == "?"
+
+
+def test_operator_commands_in_process(tmp_path):
+    root = str(tmp_path)
+    runner.invoke(app, ["init", "--root", root])
+    job = {"job_id": "j1", "type": "t", "payload": {}, "priority": "normal",
+           "created_at": "2026-01-01T00:00:00Z"}
+    (tmp_path / "jobs" / "j1.json").write_text(json.dumps(job))
+    (tmp_path / "jobs" / "j2.json").write_text(json.dumps(dict(job, job_id="j2")))
+    from chronosq.config import load
+    from chronosq.layout import Root
+    from chronosq.lifecycle import Lifecycle
+    lifecycle = Lifecycle(Root(tmp_path), load(Root(tmp_path)), "test")
+    for job_id in ("j1", "j2"):
+        lifecycle.create_state(lifecycle.new_state(dict(job, job_id=job_id), by="test"))
+
+    steps = [
+        (["jobs", "list", "--json"], 0, '"job_id": "j1"'),
+        (["jobs", "show", "j1"], 0, "ingested"),
+        (["explain", "j1"], 0, "no worker serves type 't'"),
+        (["policy", "simulate"], 0, "no live worker"),
+        (["take", "--worker-id", "ann"], 0, '"job_id": "j1"'),
+        (["done", "j1", "--result", "[1, 2]"], 0, "j1: finished"),
+        (["take", "--worker-id", "ann"], 0, '"job_id": "j2"'),
+        (["fail", "j2", "--error", "blurry"], 0, "j2: failed"),
+        (["take", "--worker-id", "ann"], 3, "no pending job"),
+        (["done", "j1", "--result", "{bad"], 1, "invalid --result"),
+        (["logs", "--raw"], 0, "job.claimed"),
+        (["fsck", "--json"], 0, "[]"),
+        (["metrics"], 0, "chronosq_jobs"),
+        (["systemd"], 0, "Type=notify"),
+    ]
+    for args, code, text in steps:
+        result = runner.invoke(app, [*args, "--root", root])
+        assert result.exit_code == code, (args, result.output)
+        assert text in result.output, (args, result.output)
+    assert (tmp_path / "broker" / "types" / "t" / "ann" / "j1.json.success").exists()

@@ -111,7 +111,8 @@ def test_cancel_running_job(root, procs, mode):
     assert "run: processing" in result.stdout
     wait_for(lambda: state_of(root, "run") == "canceled", 30, "the job canceled")
     assert (root / "canceled" / "run.json").exists()
-    assert not (root / "run" / "cancel" / "run.json").exists()
+    wait_for(lambda: not (root / "run" / "cancel" / "run.json").exists(), 10,
+             "the cancel request to be removed")
     assert read_state(root, "run")["history"][-1]["reason"] == "wrong input"
 
 

@@ -10,7 +10,7 @@ from rich.console import Console
 from rich.table import Table
 
 from chronosq import config as config_module
-from chronosq import fileops
+from chronosq import fileops, logs
 from chronosq.cli.common import RootOption, find_root, handle_errors, print_json
 from chronosq.control import Control
 from chronosq.errors import InvalidEventError
@@ -27,8 +27,12 @@ STATE_NAMES = ", ".join(s.value for s in State)
 
 
 def control(root: Any, reason: str | None = None) -> Control:
+    """Return the actions on the root, logging to its JSON log as the operator."""
     found = find_root(root).require()
-    return Control(found, config_module.load(found), reason)
+    config = config_module.load(found)
+    logs.setup(found, "operator", config.get("logging", "level"),
+               config.get("logging", "file"), False)
+    return Control(found, config, reason)
 
 
 @jobs_app.command("list")

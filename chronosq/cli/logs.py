@@ -16,7 +16,7 @@ from rich.markup import escape
 
 from chronosq import config as config_module
 from chronosq.cli.common import RootOption, find_root, handle_errors
-from chronosq.errors import InvalidEventError
+from chronosq.errors import ConfigError, InvalidEventError
 from chronosq.lifecycle import parse_time
 
 UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
@@ -106,7 +106,11 @@ def logs(
 ) -> None:
     """Print the JSON log of every process, filtered."""
     found = find_root(root).require()
-    path = found.path / config_module.load(found).get("logging", "file")
+    file = config_module.load(found).get("logging", "file")
+    if not file:
+        raise ConfigError("logging.file is empty, so the log goes to standard error "
+                          "(under systemd: journalctl -u chronosq); set a file to use this")
+    path = found.path / file
     start = parse_since(since, time.time()) if since else None
     as_json = raw or not sys.stdout.isatty()
     console = Console(highlight=False)
