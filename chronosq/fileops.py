@@ -186,7 +186,7 @@ class NotRegularFileError(ValueError):
 
 
 class TooLargeError(ValueError):
-    """The file holds more bytes than the caller accepts."""
+    """The file contains more bytes than the caller accepts."""
 
 
 def read_regular(path: Path, max_bytes: int) -> bytes:

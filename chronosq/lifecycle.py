@@ -333,7 +333,7 @@ class Lifecycle:
         """Move pending jobs into worker queues with one fsync per folder for the
         whole batch, then record them; return the ids of the jobs moved.
 
-        The folders are fsynced before any state record says "assigned", so a
+        The folders are fsynced before any state record shows "assigned", so a
         record never claims a move that a power cut could undo.
         """
         moved = []

@@ -137,7 +137,7 @@ class Recovery(Service):
             self.counters_changed = False
 
     def check(self) -> None:
-        """One full pass: collect outcomes, reap dead workers, expire silent claims."""
+        """Collect outcomes, reap dead workers and expire silent claims, in one pass."""
         self.save_counters()
         self.watch_queues()
         stale = float(self.config.get("scheduler", "worker_stale_seconds"))
@@ -216,7 +216,7 @@ class Recovery(Service):
         attempt = outcome.get("attempt")
         if attempt is None:
             # A worker written to the file protocol alone claims without writing
-            # the state record, which then still says assigned.
+            # the state record, which then still records the job as assigned.
             return record.get("state") in ("assigned", "processing")
         # A requeued claim leaves the record pending or assigned again, so only a
         # record that says this very attempt is running accepts the outcome.

@@ -45,7 +45,7 @@ def active_config_path(root: Root) -> Path | None:
 
 
 class Service:
-    """A long-running process that works one step at a time until told to stop."""
+    """A long-running process that works one step at a time until asked to stop."""
 
     role = "service"
 

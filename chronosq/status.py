@@ -35,7 +35,7 @@ from chronosq.registry import (
 
 INDEX_NAME = "status-index.json"
 # Upper bounds in minutes of the backlog-by-age histogram, as qshape draws it;
-# the last bucket holds everything older.
+# the last bucket counts everything older.
 AGE_BUCKETS = [1, 5, 10, 20, 40, 80, 160, 320, 640, 1280, float("inf")]
 UNKNOWN_TYPE = "?"
 

@@ -144,7 +144,7 @@ class Supervisor:
         self.reload_requested = True
 
     def run(self) -> int:
-        """Supervise until told to stop; return the exit code."""
+        """Supervise until SIGTERM or SIGINT; return the exit code."""
         self.lock_fd = acquire_lock(self.root)
         signal.signal(signal.SIGTERM, self._on_stop)
         signal.signal(signal.SIGINT, self._on_stop)
