@@ -86,13 +86,6 @@ class Recovery(Service):
                     result_path=str(path.relative_to(self.root.path)),
                 )
 
-    def watch_queues(self) -> None:
-        for job_type in fileops.listdir(self.root.broker):
-            type_dir = self.root.broker / job_type
-            self.waiter.watch(type_dir)
-            for worker_id in fileops.listdir(type_dir):
-                self.waiter.watch(type_dir / worker_id)
-
     def handle_changes(self, changes: list[tuple[Path, str]]) -> None:  # type: ignore[override]
         for folder, name in changes:
             if folder == self.root.broker or folder.parent == self.root.broker:

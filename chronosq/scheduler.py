@@ -136,14 +136,6 @@ class Scheduler(Service):
             self.jobs.pop(job_id, None)
         self.watch_queues()
 
-    def watch_queues(self) -> None:
-        """Watch every type and queue folder, so a finished job frees room at once."""
-        for job_type in fileops.listdir(self.root.broker):
-            type_dir = self.root.broker / job_type
-            self.waiter.watch(type_dir)
-            for worker_id in fileops.listdir(type_dir):
-                self.waiter.watch(type_dir / worker_id)
-
     # -- workers ---------------------------------------------------------------
 
     def live_records(self) -> dict[str, Any]:

@@ -124,6 +124,14 @@ class Service:
         # Notifications that arrived meanwhile were dropped, so rescan everything.
         self.waiter.overflowed = True
 
+    def watch_queues(self) -> None:
+        """Watch every type and worker queue folder under broker/."""
+        for job_type in fileops.listdir(self.root.broker):
+            type_dir = self.root.broker / job_type
+            self.waiter.watch(type_dir)
+            for worker_id in fileops.listdir(type_dir):
+                self.waiter.watch(type_dir / worker_id)
+
     def beat(self) -> None:
         """Show the supervisor this process is making progress, at most once a second.
 
