@@ -133,8 +133,12 @@ class Fsck:
             reason = "not a job object"
         except FileNotFoundError:
             return None
-        except (OSError, ValueError) as exc:
+        except ValueError as exc:
             reason = "empty file" if path.stat().st_size == 0 else f"unparsable: {exc}"
+        except OSError as exc:
+            # A read error says nothing about the contents; never move such a file.
+            self.report("read_failed", path, f"cannot read: {exc.strerror}")
+            return None
         repaired = False
         if self.repair:
             repaired = set_aside_corrupt(self.root, path, reason, self.lifecycle.durable)

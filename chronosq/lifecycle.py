@@ -167,12 +167,16 @@ class Lifecycle:
     # -- state files ---------------------------------------------------------
 
     def read_state(self, job_id: str) -> dict[str, Any] | None:
-        """Return a job's state record, or None when it has none or it is unreadable."""
+        """Return a job's state record, or None when it has none or it is damaged.
+
+        An I/O error is raised, not taken for a missing record, so a failing
+        disk never makes a caller start a record afresh and lose its history.
+        """
         try:
             record = fileops.read_json(self.root.state_path(job_id))
         except FileNotFoundError:
             return None
-        except (OSError, ValueError) as exc:
+        except ValueError as exc:
             logs.log_event(
                 logger, logging.ERROR, "state.unreadable", job_id=job_id, error=str(exc)
             )

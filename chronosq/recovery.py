@@ -178,7 +178,7 @@ class Recovery(Service):
             outcome = fileops.read_json(path)
         except FileNotFoundError:
             return
-        except (OSError, ValueError) as exc:
+        except ValueError as exc:
             logs.log_event(logger, logging.ERROR, "outcome.unreadable",
                            path=str(path), error=str(exc))
             self.set_aside(path, f"unreadable outcome: {exc}")

@@ -359,11 +359,16 @@ class Worker:
         return False
 
     def read_job(self, path: Path) -> dict[str, Any] | None:
+        """Return a job file's contents, or None when it is gone or damaged.
+
+        An I/O error is raised rather than taken for damage, so a failing disk
+        makes the worker back off instead of setting good jobs aside.
+        """
         try:
             job = fileops.read_json(path)
         except FileNotFoundError:
             return None
-        except (OSError, ValueError) as exc:
+        except ValueError as exc:
             logs.log_event(logger, logging.ERROR, "job.unreadable", path=str(path),
                            worker_id=self.worker_id, error=str(exc))
             return None
@@ -374,7 +379,12 @@ class Worker:
         claim = path.with_name(path.name[: -len(ASSIGNED)] + PROCESSING)
         if not self.lifecycle.move(path, claim):
             return  # recovery took it back first
-        job = self.read_job(claim)
+        try:
+            job = self.read_job(claim)
+        except OSError:
+            # Give the claim back so the job is tried again after the back-off.
+            self.lifecycle.move(claim, path)
+            raise
         if job is None:
             self.set_aside(claim)
             return

@@ -181,6 +181,11 @@ def test_retry_waits_with_backoff(root, procs):
         ("EIO", "fsync", "/"),
         ("EIO", "fsync_dir", "/output"),
         ("ENOSPC", "write", "/broker/"),
+        ("ENOSPC", "link", "/state/"),
+        ("EIO", "unlink", "/input/"),
+        ("EIO", "listdir", "/jobs"),
+        ("EIO", "read", "/broker/"),
+        ("EIO", "touch", "/broker/"),
     ],
 )
 def test_injected_disk_faults_drain_after(root, procs, tmp_path, code, op, part):
@@ -188,13 +193,16 @@ def test_injected_disk_faults_drain_after(root, procs, tmp_path, code, op, part)
     env = {FAIL_ENV: f"{code}:{op}:{part}:{flag}"}
     procs.supervisor(env=env)
     worker = procs.start("worker", "--worker-id", "w1", "--type", "t",
-                         "--handler", "fixtures:echo", env=env)
+                         "--handler", "fixtures:pause", env=env)
     wait_for(lambda: (root / "workers" / "w1.json").exists(), 20, "w1 to register")
     flag.touch()
+    # A claim is refreshed only while its job runs, so those jobs run longer.
+    seconds = 0.7 if op == "touch" else 0.01
     for i in range(10):
-        drop_event(root, f"d{i}.json", {"type": "t", "payload": {"i": i}})
-    wait_for(lambda: any(e["event"] in ("process.io_error", "worker.io_error")
-                         for e in log_events(root)), 30, "an I/O error to be logged")
+        drop_event(root, f"d{i}.json", {"type": "t", "payload": {"i": i, "seconds": seconds}})
+    logged = ("process.io_error", "worker.io_error", "worker.heartbeat_failed")
+    wait_for(lambda: any(e["event"] in logged for e in log_events(root)), 30,
+             "an I/O error to be logged")
 
     flag.unlink()
 
