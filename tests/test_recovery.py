@@ -309,3 +309,25 @@ def test_fsck_repairs_state_mismatch(root):
     assert read_state(root, "moved")["state"] == "succeeded"
     assert read_state(root, "moved")["history"][-1]["by"] == "fsck"
     assert read_state(root, "lost")["state"] == "pending"
+
+
+def test_late_outcome_fenced_on_same_worker(root, procs):
+    # The only worker stalls past the claim timeout, gets the requeued job back,
+    # then wakes and finishes the old attempt: that outcome must not count.
+    write_config(root, {"defaults": {"timeout": 2.0}})
+    procs.supervisor()
+    only = procs.worker("w1", "t", handler="fixtures:pause", capacity=2)
+    drop_event(root, "g.json", {"type": "t", "payload": {"seconds": 1.0}, "job_id": "gil"})
+    wait_for(lambda: state_is(root, "gil", "processing", "w1"), 30, "w1 running it")
+    only.send_signal(signal.SIGSTOP)
+    wait_for(lambda: state_is(root, "gil", "assigned", "w1"), 30,
+             "the job requeued and assigned to w1 again")
+
+    only.send_signal(signal.SIGCONT)
+
+    wait_for(lambda: finished(root, "output", 1), 30, "the job to finish")
+    wait_for(lambda: names(root / "error", ".stale") != [], 30, "the late outcome set aside")
+    assert len(all_job_files(root)) == 1
+    state = read_state(root, "gil")
+    assert [e["event"] for e in state["history"]].count("succeeded") == 1
+    assert state["attempts"] == 2
