@@ -130,7 +130,7 @@ class Lifecycle:
 
     # -- moves -----------------------------------------------------------------
 
-    def move(self, src: Path, dst: Path) -> bool:
+    def move(self, src: Path, dst: Path, sync_dir: bool = True) -> bool:
         """Rename a job file into its next place; False when another process took it.
 
         When the rename happened but the fsync after it failed, the move is
@@ -138,7 +138,7 @@ class Lifecycle:
         raises the error, so the state never lags a move that is visible.
         """
         try:
-            fileops.rename(src, dst, durable=self.durable)
+            fileops.rename(src, dst, durable=self.durable, sync_dir=sync_dir)
         except FileNotFoundError:
             return False
         except fileops.NotDurableError as exc:

@@ -377,7 +377,9 @@ class Worker:
     def process(self, path: Path, record: dict[str, Any] | None) -> None:
         """Claim one assigned job, run it and record its outcome."""
         claim = path.with_name(path.name[: -len(ASSIGNED)] + PROCESSING)
-        if not self.lifecycle.move(path, claim):
+        # The queue folder is not fsynced for the claim: a power cut that undoes
+        # it only runs the job again, and the outcome's write fsyncs the folder.
+        if not self.lifecycle.move(path, claim, sync_dir=False):
             return  # recovery took it back first
         try:
             job = self.read_job(claim)
@@ -580,7 +582,9 @@ class Worker:
                            worker_id=self.worker_id, attempt=attempt)
         target = claim.with_name(claim.name[: -len(PROCESSING)] + suffix)
         self.write_outcome(target, outcome)
-        fileops.unlink(claim, durable=self.lifecycle.durable, missing_ok=True)
+        # Recovery fsyncs this folder when it moves the outcome out; a claim that
+        # a power cut brings back beside its outcome is removed then too.
+        fileops.unlink(claim, durable=self.lifecycle.durable, missing_ok=True, sync_dir=False)
         logs.log_event(
             logger,
             logging.INFO if error is None else logging.WARNING,
