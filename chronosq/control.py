@@ -249,7 +249,13 @@ class Control:
         if where.state is not State.PROCESSING or where.finished or \
                 not self.is_person(where.worker_id):
             verb = "fail" if error is not None else "finish"
-            raise self.wrong_state(job_id, where, verb, "person-claimed")
+            problem = self.wrong_state(job_id, where, verb, "person-claimed")
+            expired = [e for e in (self.lifecycle.read_state(job_id) or {}).get("history", [])
+                       if e.get("event") == "requeued" and self.is_person(e.get("worker_id"))]
+            if expired:
+                raise JobStateError(f"{problem}; the claim by {expired[-1]['worker_id']} "
+                                    "expired after person_timeout, so 'chronosq take' it again")
+            raise problem
         record = self.lifecycle.read_state(job_id) or {}
         job = fileops.read_json(where.path)
         outcome = dict(job_fields(job), attempt=record.get("attempts"),
@@ -329,7 +335,11 @@ class Control:
                    if job_type in rec.get("types", []) and not rec.get("person")}
         live = {wid: rec for wid, rec in serving.items() if worker_alive(rec, stale)}
         if not serving:
-            return f"{job_id} is pending: no worker serves type {job_type!r}."
+            people = sorted(wid for wid, rec in read_records(self.root).items()
+                            if rec.get("person") and job_type in rec.get("types", []))
+            hint = (f"; people who took this type before ({', '.join(people)}) can run "
+                    f"'chronosq take --type {job_type}'" if people else "")
+            return f"{job_id} is pending: no worker serves type {job_type!r}{hint}."
         if not live:
             return (f"{job_id} is pending: every worker of type {job_type!r} "
                     f"({', '.join(sorted(serving))}) is dead.")

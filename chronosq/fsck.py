@@ -182,22 +182,29 @@ class Fsck:
             if places == ["finished", "processing"]:
                 continue
             where.sort(key=lambda w: PLACE_ORDER.index(w.place))
-            keep = where[-1]
-            for extra in where[:-1]:
+            # Keep the copy in the place the state record names; without such a
+            # copy, nothing says which one is real, so nothing is removed.
+            record = self.read_state(self.root.state_path(job_id)) or {}
+            agreed = [w for w in where if PLACE_STATE[w.place].value == record.get("state")]
+            keep = agreed[-1] if agreed else where[-1]
+            for extra in [w for w in where if w is not keep]:
                 same = fileops.read_bytes(extra.path) == fileops.read_bytes(keep.path)
                 repaired = False
-                if self.repair and same:
+                if self.repair and same and agreed:
                     repaired = fileops.unlink(extra.path, durable=self.lifecycle.durable,
                                               missing_ok=True)
                     where.remove(extra)
-                note = "an identical copy" if same else "a different copy; compare by hand"
+                note = ("an identical copy" if same and agreed else
+                        "compare the copies and the state record by hand")
                 self.report("job_in_two_places", extra.path,
                             f"job {job_id} is also {keep.place} at "
                             f"{keep.path.relative_to(self.root.path)}: {note}", repaired)
 
     def check_states(self, locations: dict[str, list[Location]]) -> None:
         for job_id, where in sorted(locations.items()):
-            location = max(where, key=lambda w: PLACE_ORDER.index(w.place))
+            if len(where) > 1:
+                continue  # reported by check_duplicates; no state is right for two places
+            location = where[0]
             expected = PLACE_STATE[location.place]
             path = self.root.state_path(job_id)
             record = self.read_state(path)

@@ -4,7 +4,8 @@ Rules are tried in order and the first whose conditions all hold decides. A rule
 names one worker (`worker`) or several (`workers`, taken in rotation). When none
 of its workers is a candidate (dead, full, or not serving the type) the job stays
 pending for them. Jobs that match no rule go to the `fallback` policy,
-round_robin by default.
+round_robin by default, which sees the type's `weights` and `options` and is
+offered every candidate, the workers that rules name included.
 
     [types.review]
     policy = "rule_based"
@@ -174,9 +175,10 @@ def chronosq_validate_options(
     job_type: str, options: dict[str, Any], policies: list[str]
 ) -> None:
     for key in sorted(options):
-        if key not in ("rules", "fallback"):
+        if key not in ("rules", "fallback", "weights", "options"):
             raise ConfigError(f"types.{job_type}.{key}: rule_based takes rules and "
-                              "fallback; valid keys: rules, fallback")
+                              "fallback, plus weights or options for its fallback; "
+                              "valid keys: rules, fallback, weights, options")
     if "rules" not in options:
         raise ConfigError(f"types.{job_type}.rules: missing; rule_based needs a list of rules")
     for index, rule in enumerate(options["rules"]):

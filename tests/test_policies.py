@@ -365,3 +365,19 @@ def test_sighup_reloads_weights(root, procs):
     assert Counter(order[:40]) == {"heavy": 20, "light": 20}
     assert Counter(order[40:]) == {"heavy": 30, "light": 10}
     assert supervisor.poll() is None
+
+
+def test_rule_based_fallback_gets_weights():
+    from chronosq.config import parse
+    from chronosq.policy import plugin_manager, validate
+
+    config = parse({"types": {"t": {"policy": "rule_based", "fallback": "weighted",
+                                     "weights": {"a": 3, "b": 1}, "rules": []}}})
+    validate(config, plugin_manager())
+    ctx = context(config.for_type("t").options)
+    ctx.delegate = lambda name, job, offered: weighted.chronosq_choose_worker(job, offered, ctx)
+
+    picks = [rule_based.chronosq_choose_worker({"job_id": str(i), "payload": {}},
+                                               candidates("a", "b"), ctx) for i in range(4)]
+
+    assert picks == ["a", "a", "b", "a"]

@@ -331,3 +331,25 @@ def test_late_outcome_fenced_on_same_worker(root, procs):
     state = read_state(root, "gil")
     assert [e["event"] for e in state["history"]].count("succeeded") == 1
     assert state["attempts"] == 2
+
+
+def test_fsck_keeps_job_copied_into_output(root):
+    job = {"job_id": "twin", "type": "t", "payload": {}, "priority": "normal",
+           "created_at": "2026-01-01T00:00:00Z"}
+    (root / "jobs" / "twin.json").write_text(json.dumps(job))
+    (root / "output" / "twin.json").write_text(json.dumps(job))
+    state = {"job_id": "twin", "type": "t", "state": "pending", "attempts": 0,
+             "max_attempts": 3, "history": []}
+    (root / "state" / "twin.state.json").write_text(json.dumps(state))
+
+    problems = Fsck(Root(root), load_config(Root(root)), repair=True,
+                    now=time.time() + 60).run()
+
+    # The state record says pending, so the copy in jobs/ is the real job and
+    # the identical stray in output/ goes.
+    assert [p.check for p in problems] == ["job_in_two_places"]
+    assert problems[0].path == "output/twin.json"
+    assert problems[0].repaired is True
+    assert (root / "jobs" / "twin.json").exists()
+    assert not (root / "output" / "twin.json").exists()
+    assert read_state(root, "twin")["state"] == "pending"

@@ -36,7 +36,7 @@ def fsck(
     else:
         table = Table(title=f"{len(problems)} problems, {len(remaining)} remaining")
         for column in ("check", "path", "problem", "repaired"):
-            table.add_column(column)
+            table.add_column(column, overflow="fold")
         for problem in problems:
             table.add_row(problem["check"], problem["path"], problem["message"],
                           "yes" if problem["repaired"] else "no")

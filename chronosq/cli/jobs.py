@@ -57,7 +57,7 @@ def list_command(
         return
     table = Table(title=f"{len(rows)} jobs")
     for column in ("job", "state", "type", "priority", "worker", "attempts", "created"):
-        table.add_column(column)
+        table.add_column(column, overflow="fold")
     for row in rows:
         table.add_row(row["job_id"], row["state"], row["type"], row["priority"],
                       row["worker_id"] or "-", str(row["attempts"]), row["created_at"])
@@ -86,7 +86,7 @@ def show(job_id: JobIdArgument, as_json: Annotated[bool, typer.Option(
     console.print(f"payload: {json.dumps(job.get('payload'))}")
     timeline = Table(title="history")
     for column in ("at", "event", "state", "by", "worker", "detail"):
-        timeline.add_column(column)
+        timeline.add_column(column, overflow="fold")
     for entry in record.get("history", []):
         detail = entry.get("error") or entry.get("reason") or ""
         operator = entry.get("operator")
@@ -103,6 +103,9 @@ def show(job_id: JobIdArgument, as_json: Annotated[bool, typer.Option(
 def act(verb: str, job_id: str, reason: str | None, root: Any, **kwargs: Any) -> None:
     actions = control(root, reason)
     state = getattr(actions, verb)(job_id, **kwargs)
+    if verb == "cancel" and state is State.PROCESSING:
+        typer.echo(f"{job_id}: processing; cancel requested, the worker stops it")
+        return
     typer.echo(f"{job_id}: {state.value}")
 
 

@@ -34,6 +34,10 @@ def systemd(
         worker = units.worker_template(found.path, python)
     except ValueError as exc:
         raise ConfigError(f"cannot write units: {exc}") from None
+    for label, path in (("root", str(found.path)), ("python", python)):
+        if path == "/tmp" or path.startswith(("/tmp/", "/var/tmp/")):
+            typer.echo(f"warning: the {label} {path} is under /tmp, which PrivateTmp=yes "
+                       "hides from the service; move it or drop PrivateTmp", err=True)
     if output_dir is None:
         typer.echo("# chronosq.service\n" + service + "\n# chronosq-worker@.service\n" + worker)
         return
@@ -62,6 +66,7 @@ def metrics_command(
     if output is None:
         typer.echo(text, nl=False)
     else:
+        output.parent.mkdir(parents=True, exist_ok=True)
         metrics.write_textfile(output, text)
 
 

@@ -32,7 +32,7 @@ def simulate(
         return
     table = Table(title=f"Pending jobs: {len(rows)}")
     for column in ("job", "type", "priority", "policy", "worker", "note"):
-        table.add_column(column)
+        table.add_column(column, overflow="fold")
     for row in rows:
         table.add_row(row["job_id"], row["type"], row["priority"], row["policy"],
                       row["worker_id"] or "-", row["reason"])
