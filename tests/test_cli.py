@@ -71,6 +71,8 @@ def test_submit_rejects_bad_input(tmp_path):
         (["submit", "email", "--priority", "urgent"], "invalid priority 'urgent'"),
         (["submit", "../x"], "invalid type '../x'"),
         (["submit", "email", "--job-id", "../x"], "invalid job_id '../x'"),
+        (["submit", "email", "--meta", "[1]"], "invalid meta: expected a JSON object"),
+        (["submit", "email", "--meta", "{x"], "invalid --meta '{x'"),
     ]
     for args, message in cases:
         result = runner.invoke(app, [*args, "--root", str(tmp_path)])

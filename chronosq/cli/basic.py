@@ -42,6 +42,10 @@ def submit(
         str | None,
         typer.Option("--job-id", help="Job id to use instead of a generated one."),
     ] = None,
+    meta: Annotated[
+        str | None,
+        typer.Option("--meta", help="Producer metadata kept with the job, as a JSON object."),
+    ] = None,
     root: RootOption = None,
 ) -> None:
     """Write an event into input/ atomically and print its job id."""
@@ -60,6 +64,12 @@ def submit(
         "priority": priority,
         "created_at": utc_now(),
     }
+    if meta is not None:
+        try:
+            event["meta"] = json.loads(meta)
+        except json.JSONDecodeError as exc:
+            raise InvalidEventError(
+                f"invalid --meta {meta!r}: {exc.msg}; pass a JSON object") from None
     data = fileops.dumps(event)
     parse_event(f"{event['job_id']}.json", data, 0, event["created_at"])
     target = found.input / f"{event['job_id']}.json"
