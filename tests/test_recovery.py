@@ -137,7 +137,8 @@ def test_poison_job_quarantined(root, procs):
     for i in range(20):
         drop_event(root, f"ok{i}.json", {"type": "t", "payload": {"i": i}})
 
-    wait_for(lambda: (root / "quarantine" / "poison.json").exists(), 60, "quarantine")
+    wait_for(lambda: (root / "quarantine" / "poison.json").exists()
+             and state_is(root, "poison", "quarantined"), 60, "quarantine")
     wait_for(lambda: finished(root, "output", 20), 60, "the other jobs to finish")
 
     assert sum(1 for w in workers if w.poll() is not None) == 3
