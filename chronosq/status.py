@@ -180,6 +180,7 @@ def workers(root: Root, config: Config) -> list[dict[str, Any]]:
             {
                 "worker_id": worker_id,
                 "alive": worker_alive(record, stale),
+                "person": bool(record.get("person")),
                 "pid": record.get("pid"),
                 "host": record.get("host"),
                 "types": record.get("types"),
@@ -229,10 +230,15 @@ def gather(root: Root, config: Config) -> dict[str, Any]:
         totals = fileops.read_json(root.run / "counters.json")
     except (OSError, ValueError):
         totals = {}
+    try:
+        reload = fileops.read_json(root.run / "reload.json")
+    except (OSError, ValueError):
+        reload = None
     return {
         "root": str(root.path),
         **counts,
         "counters": totals,
+        "last_reload": reload,
         "ingest": ingest,
         "workers": found_workers,
         "supervisor": supervisor(root),

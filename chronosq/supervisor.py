@@ -41,6 +41,7 @@ ROLES = ("ingest", "scheduler", "recovery")
 LOCK_NAME = "supervisor.lock"
 RECORD_NAME = "supervisor.json"
 ACTIVE_CONFIG_NAME = "active-config.toml"
+RELOAD_RECORD_NAME = "reload.json"
 
 
 @dataclass
@@ -353,6 +354,7 @@ class Supervisor:
         except ChronosQError as exc:
             logs.log_event(logger, logging.ERROR, "config.reload_failed", error=str(exc))
             say(f"reload failed, keeping the running configuration: {exc}")
+            self.write_reload_record(str(exc))
             return
         self.notifier.reloading()
         self.config = config
@@ -362,7 +364,16 @@ class Supervisor:
             if child.process is not None and child.process.poll() is None:
                 child.process.send_signal(signal.SIGHUP)
         logs.log_event(logger, logging.INFO, "config.reloaded")
+        self.write_reload_record(None)
         self.notifier.ready()
+
+    def write_reload_record(self, error: str | None) -> None:
+        """Tell `status` how the last SIGHUP reload went."""
+        record = {"ok": error is None, "error": error, "at": utc_now()}
+        try:
+            fileops.write_json(self.root.run / RELOAD_RECORD_NAME, record, durable=False)
+        except OSError as exc:
+            logs.log_event(logger, logging.ERROR, "reload.record_failed", error=str(exc))
 
     def stop_children(self) -> None:
         """SIGTERM every child, wait the grace period, then SIGKILL what remains."""

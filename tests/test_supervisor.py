@@ -99,3 +99,17 @@ def test_invalid_config_rejected_before_start(root, procs):
     assert done.returncode == 1
     assert "defaults.policy: unknown policy 'fastest'; valid choices: round_robin" in done.stderr
     assert not (root / "run" / "supervisor.json").exists()
+
+
+def test_failed_reload_shown_in_status(root, procs):
+    supervisor = procs.supervisor()
+    (root / "chronosq.toml").write_text('[defaults]\npolicy = "fastest"\n')
+
+    supervisor.send_signal(signal.SIGHUP)
+
+    wait_for(lambda: (root / "run" / "reload.json").exists(), 20, "the reload record")
+    shown = subprocess.run([sys.executable, "-m", "chronosq", "status", "--root", str(root)],
+                           capture_output=True, text=True, timeout=60)
+    assert "last reload failed" in shown.stdout
+    assert "unknown policy 'fastest'" in shown.stdout
+    assert supervisor.poll() is None

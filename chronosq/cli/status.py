@@ -38,8 +38,9 @@ def workers_table(data: dict[str, Any]) -> Table:
     for worker in data["workers"]:
         table.add_row(
             worker["worker_id"],
+            "person" if worker.get("person") else
             "[green]yes[/green]" if worker["alive"] else "[red]no[/red]",
-            str(worker["pid"]),
+            str(worker["pid"]) if not worker.get("person") else "-",
             str(worker["host"]),
             ", ".join(worker["types"] or []),
             str(worker["capacity"]),
@@ -158,6 +159,10 @@ def status(
         console.print(f"rejected events in error/: {data['rejected_events']}")
     if data["ingest"].get("paused"):
         console.print(f"[red]ingest paused:[/red] {data['ingest']['reason']}")
+    reload = data.get("last_reload")
+    if reload and not reload.get("ok"):
+        console.print(f"[red]last reload failed at {reload['at']}, running on the previous "
+                      f"configuration:[/red] {reload['error']}")
     if data["retry_waiting"]:
         console.print(f"pending jobs waiting for their retry time: {data['retry_waiting']}")
     console.print(workers_table(data))
