@@ -15,6 +15,7 @@ import os
 import random
 import socket
 import time
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
@@ -109,6 +110,19 @@ def set_aside_corrupt(root: Root, path: Path, reason: str, durable: bool) -> boo
 def job_fields(job: dict[str, Any]) -> dict[str, Any]:
     """Return the job without the outcome keys a worker added."""
     return {key: value for key, value in job.items() if key not in OUTCOME_KEYS}
+
+
+@dataclass
+class Step:
+    """One transition to record: the job, the event's name, the new state and details."""
+
+    job: dict[str, Any]
+    event: str
+    state: State
+    worker_id: str | None = None
+    level: int = logging.INFO
+    record: dict[str, Any] | None = None
+    details: dict[str, Any] = field(default_factory=dict)
 
 
 class Lifecycle:
@@ -207,25 +221,37 @@ class Lifecycle:
         }
 
     def create_state(self, record: dict[str, Any], sync_dir: bool = True) -> bool:
-        """Write a first state record unless one exists; return True if written.
+        """Write a first state record unless one exists; return True if written."""
+        return self.create_states([record], sync_dir=sync_dir)[0]
+
+    def create_states(self, records: list[dict[str, Any]], sync_dir: bool = True) -> list[bool]:
+        """Write first state records unless they exist; return which were written.
 
         Ingest and the scheduler may both create the record of the same job, so
         creation links a finished temporary file into place, which fails rather
-        than replaces when the other process won. The temporary name needs no
-        folder fsync of its own: only the linked name has to survive.
+        than replaces when the other process won. The temporary names need no
+        folder fsync of their own: only the linked names have to survive.
         """
-        path = self.root.state_path(record["job_id"])
-        tmp = fileops.temp_name(path)
-        fileops.write_bytes(tmp, fileops.dumps(record), durable=self.durable, sync_dir=False)
+        paths = [self.root.state_path(record["job_id"]) for record in records]
+        staged = fileops.stage([(path, fileops.dumps(record))
+                                for path, record in zip(paths, records)], durable=self.durable)
+        created = []
         try:
-            fileops.link(tmp, path)
-        except FileExistsError:
-            return False
+            for tmp, path in zip(staged, paths):
+                try:
+                    fileops.link(tmp, path)
+                except FileExistsError:
+                    created.append(False)
+                    continue
+                finally:
+                    fileops.unlink(tmp, durable=False, missing_ok=True)
+                created.append(True)
         finally:
-            fileops.unlink(tmp, durable=False, missing_ok=True)
-        if self.durable and sync_dir:
-            fileops.fsync_dir(path.parent)
-        return True
+            for tmp in staged[len(created):]:
+                fileops.unlink(tmp, durable=False, missing_ok=True)
+        if self.durable and sync_dir and any(created):
+            fileops.fsync_dir(self.root.state)
+        return created
 
     def transition(
         self,
@@ -243,18 +269,60 @@ class Lifecycle:
 
         `record` is the state record the caller read before its rename, if any.
         """
-        job_id = job["job_id"]
-        if record is None:
-            record = self.read_state(job_id) or self.new_state(job, by=self.role)
-        base_length = len(record["history"])
+        step = Step(job, event, state, worker_id=worker_id, level=level, record=record,
+                    details=details)
+        return self.record_steps([step], sync_dir=sync_dir)[0]
+
+    def record_steps(self, steps: list[Step], sync_dir: bool = True) -> list[dict[str, Any]]:
+        """Record transitions the caller has just made, fsyncing their state files
+        together, then log each; return the new records in order."""
+        records = []
+        bases = []
+        for step in steps:
+            record = step.record
+            if record is None:
+                record = self.read_state(step.job["job_id"]) or self.new_state(step.job,
+                                                                               by=self.role)
+            bases.append(len(record["history"]))
+            records.append(self.apply(record, step))
+        entries = [(self.root.state_path(step.job["job_id"]), fileops.dumps(record))
+                   for step, record in zip(steps, records)]
+        try:
+            fileops.write_many(entries, durable=self.durable, sync_dir=sync_dir)
+        except OSError:
+            for step, base, record in zip(steps, bases, records):
+                self.unrecorded[step.job["job_id"]] = (base, record)
+            raise
+        finally:
+            self.raise_deferred()
+        for step, record in zip(steps, records):
+            details = step.details
+            logs.log_event(
+                logger,
+                step.level,
+                f"job.{step.event}",
+                job_id=step.job["job_id"],
+                type=step.job.get("type"),
+                worker_id=step.worker_id,
+                attempt=details.get("attempt", record.get("attempts")),
+                state=step.state.value,
+                error=details.get("error"),
+                reason=details.get("reason"),
+            )
+        return records
+
+    def apply(self, record: dict[str, Any], step: Step) -> dict[str, Any]:
+        """Add a step to a state record's history and fields; return the record."""
+        details = step.details
+        worker_id = step.worker_id
         now = utc_now()
-        entry: dict[str, Any] = {"at": now, "event": event, "state": state.value}
+        entry: dict[str, Any] = {"at": now, "event": step.event, "state": step.state.value}
         entry["by"] = self.role
         if worker_id is not None:
             entry["worker_id"] = worker_id
         entry.update({k: v for k, v in details.items() if v is not None})
         record["history"].append(entry)
-        record["state"] = state.value
+        record["state"] = step.state.value
         record["updated_at"] = now
         if worker_id is not None:
             record["worker_id"] = worker_id
@@ -271,26 +339,6 @@ class Lifecycle:
                     "at": now,
                 }
             )
-        try:
-            fileops.write_json(self.root.state_path(job_id), record, durable=self.durable,
-                               sync_dir=sync_dir)
-        except OSError:
-            self.unrecorded[job_id] = (base_length, record)
-            raise
-        finally:
-            self.raise_deferred()
-        logs.log_event(
-            logger,
-            level,
-            f"job.{event}",
-            job_id=job_id,
-            type=job.get("type"),
-            worker_id=worker_id,
-            attempt=details.get("attempt", record.get("attempts")),
-            state=state.value,
-            error=details.get("error"),
-            reason=details.get("reason"),
-        )
         return record
 
     # -- transitions ---------------------------------------------------------
@@ -360,11 +408,9 @@ class Lifecycle:
                     fileops.fsync_dir(folder)
             except OSError as exc:
                 error = fileops.NotDurableError(exc.errno, exc.strerror, exc.filename)
-        for job, worker_id, record in moved:
-            self.transition(job, "assigned", State.ASSIGNED, worker_id=worker_id,
-                            record=record, sync_dir=False)
-        if self.durable and moved:
-            fileops.fsync_dir(self.root.state)
+        if moved:
+            self.record_steps([Step(job, "assigned", State.ASSIGNED, worker_id=worker_id,
+                                    record=record) for job, worker_id, record in moved])
         if error is not None:
             raise error
         return [job["job_id"] for job, _, _ in moved]
@@ -512,6 +558,50 @@ class Lifecycle:
             settings.retry_backoff_seconds * 2 ** max(0, attempt - 1),
         )
         return ceiling - random.uniform(0, ceiling / 2)
+
+    def collect_successes(
+        self, batch: list[tuple[Path, dict[str, Any], dict[str, Any] | None]]
+    ) -> list[Path]:
+        """Move successful outcomes to output/ with one fsync per folder, then
+        record them; return the paths they were moved from.
+
+        `batch` holds each outcome file with its decoded contents and the state
+        record read when it was checked.
+        """
+        moved = []
+        folders = {self.root.output}
+        for src, outcome, record in batch:
+            dst = self.root.output / f"{outcome['job_id']}.json"
+            try:
+                fileops.rename(src, dst, durable=self.durable, sync_dir=False)
+            except FileNotFoundError:
+                continue
+            folders.add(src.parent)
+            moved.append((src, outcome, record, dst))
+        if not moved:
+            return []
+        error: OSError | None = None
+        if self.durable:
+            try:
+                for folder in sorted(folders):
+                    fileops.fsync_dir(folder)
+            except OSError as exc:
+                error = fileops.NotDurableError(exc.errno, exc.strerror, exc.filename)
+        for _, outcome, _, _ in moved:
+            fileops.unlink(self.root.cancel_requests / f"{outcome['job_id']}.json",
+                           durable=self.durable, missing_ok=True)
+        self.record_steps([
+            Step(outcome, "succeeded", State.SUCCEEDED, worker_id=outcome.get("worker_id"),
+                 record=record, details={
+                     "attempt": outcome.get("attempt"),
+                     "result_path": str(dst.relative_to(self.root.path)),
+                     "finished_at": outcome.get("finished_at"),
+                 })
+            for _, outcome, record, dst in moved
+        ])
+        if error is not None:
+            raise error
+        return [src for src, _, _, _ in moved]
 
     def collect(self, src: Path, outcome: dict[str, Any]) -> State | None:
         """Move a finished job out of a worker's queue: success to output/, failure

@@ -30,6 +30,8 @@ logger = logging.getLogger(__name__)
 FINISHED_SUFFIXES = (SUCCESS, FAILURE)
 RECONCILE_WINDOW_SECONDS = 3600.0
 COUNTERS_NAME = "counters.json"
+# Successes moved and recorded together, with one fsync per folder.
+BATCH_SIZE = 64
 
 
 class Recovery(Service):
@@ -87,12 +89,14 @@ class Recovery(Service):
                 )
 
     def handle_changes(self, changes: list[tuple[Path, str]]) -> None:  # type: ignore[override]
+        finished = []
         for folder, name in changes:
             if folder == self.root.broker or folder.parent == self.root.broker:
                 self.watch_queues()
                 continue
             if name.endswith(FINISHED_SUFFIXES) and not name.startswith("."):
-                self.collect(folder, name)
+                finished.append(folder / name)
+        self.collect_all(finished)
 
     def step(self) -> float:
         now = time.monotonic()
@@ -139,10 +143,8 @@ class Recovery(Service):
         for job_type, worker_id, folder in queue_dirs(self.root):
             if self.stopping:
                 return
-            names = fileops.listdir(folder)
-            for name in names:
-                if name.endswith(FINISHED_SUFFIXES) and not name.startswith("."):
-                    self.collect(folder, name)
+            self.collect_all([folder / name for name in fileops.listdir(folder)
+                              if name.endswith(FINISHED_SUFFIXES) and not name.startswith(".")])
             if worker_id in live:
                 person = bool(records[worker_id].get("person"))
                 self.expire_claims(job_type, worker_id, folder, person)
@@ -171,37 +173,69 @@ class Recovery(Service):
 
     # -- outcomes --------------------------------------------------------------
 
+    def collect_all(self, paths: list[Path]) -> None:
+        """Collect outcome files; successes are moved and recorded in batches."""
+        successes: list[tuple[Path, dict[str, Any], dict[str, Any] | None]] = []
+        for path in dict.fromkeys(paths):
+            accepted = self.accept(path)
+            if accepted is None:
+                continue
+            if path.name.endswith(SUCCESS):
+                successes.append(accepted)
+                if len(successes) >= BATCH_SIZE:
+                    self.collect_successes(successes)
+            else:
+                self.finish(path, self.lifecycle.collect(path, accepted[1]))
+        self.collect_successes(successes)
+
     def collect(self, folder: Path, name: str) -> None:
         """Move one outcome file to output/, error/ or back to pending."""
-        path = folder / name
+        self.collect_all([folder / name])
+
+    def collect_successes(
+        self, batch: list[tuple[Path, dict[str, Any], dict[str, Any] | None]]
+    ) -> None:
+        if batch:
+            for path in self.lifecycle.collect_successes(batch):
+                self.finish(path, State.SUCCEEDED)
+            batch.clear()
+
+    def accept(self, path: Path) -> tuple[Path, dict[str, Any], dict[str, Any] | None] | None:
+        """Read an outcome file; return it with its job's state record when it
+        belongs to the current attempt, or set it aside and return None."""
         try:
             outcome = fileops.read_json(path)
         except FileNotFoundError:
-            return
+            return None
         except ValueError as exc:
             logs.log_event(logger, logging.ERROR, "outcome.unreadable",
                            path=str(path), error=str(exc))
             self.set_aside(path, f"unreadable outcome: {exc}")
-            return
-        worker_id = folder.name
-        suffix = SUCCESS if name.endswith(SUCCESS) else FAILURE
-        job_id = job_id_of(name, suffix)
+            return None
+        worker_id = path.parent.name
+        suffix = SUCCESS if path.name.endswith(SUCCESS) else FAILURE
+        job_id = job_id_of(path.name, suffix)
         if not isinstance(outcome, dict) or outcome.get("job_id") != job_id:
             self.set_aside(path, "outcome file does not hold its job")
-            return
+            return None
         outcome.setdefault("worker_id", worker_id)
-        if not self.is_current(outcome, worker_id):
+        record = self.lifecycle.read_state(job_id)
+        if not self.is_current(outcome, worker_id, record):
             self.set_aside(path, "stale outcome of an attempt that was requeued")
-            return
-        state = self.lifecycle.collect(path, outcome)
+            return None
+        return path, outcome, record
+
+    def finish(self, path: Path, state: State | None) -> None:
+        """Count a collected outcome and remove a claim a power cut brought back."""
         self.count(state)
         if state is not None:
-            fileops.unlink(folder / f"{job_id}{PROCESSING}",
+            job_id = path.name.split(".json")[0]
+            fileops.unlink(path.parent / f"{job_id}{PROCESSING}",
                            durable=self.lifecycle.durable, missing_ok=True)
 
-    def is_current(self, outcome: dict[str, Any], worker_id: str) -> bool:
+    def is_current(self, outcome: dict[str, Any], worker_id: str,
+                   record: dict[str, Any] | None) -> bool:
         """True when the outcome belongs to the attempt the state record names."""
-        record = self.lifecycle.read_state(outcome["job_id"])
         if record is None:
             return True
         if record.get("worker_id") != worker_id:

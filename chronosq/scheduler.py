@@ -17,7 +17,7 @@ from typing import Any
 from chronosq import fileops, logs
 from chronosq.defaults import POLICY_ERROR_BACKOFF_MAX_SECONDS, PRIORITIES
 from chronosq.errors import ChronosQError
-from chronosq.layout import ASSIGNED, job_id_of
+from chronosq.layout import ASSIGNED, PROCESSING, job_id_of
 from chronosq.lifecycle import Lifecycle, State, parse_time, set_aside_corrupt
 from chronosq.policy import Policies, PolicyError, plugin_manager
 from chronosq.policy_types import Candidate
@@ -65,6 +65,10 @@ class Scheduler(Service):
         self.live: dict[str, bool] = {}
         self.live_checked = 0.0
         self.next_scan = 0.0
+        # Set when something may let a pending job be assigned now.
+        self.changed = True
+        self.released = False
+        self.next_liveness_pass = 0.0
         self.waiter.watch(self.root.jobs)
         self.waiter.watch(self.root.workers)
         self.waiter.watch(self.root.broker)
@@ -78,19 +82,28 @@ class Scheduler(Service):
         self.policies = Policies(self.root, self.config, manager)
         self.paused_until.clear()
         self.pause_seconds.clear()
+        self.changed = True
 
     # -- pending index ---------------------------------------------------------
 
     def handle_changes(self, changes: list[tuple[Path, str]]) -> None:  # type: ignore[override]
         for folder, name in changes:
+            if name.startswith("."):
+                continue  # a temporary file, renamed into place later
             if folder == self.root.jobs:
                 job_id = job_id_of(name, ASSIGNED)
                 if job_id is not None and job_id not in self.jobs:
                     self.load_job(job_id)
             elif folder == self.root.workers:
                 self.workers_changed = True
+                self.changed = True
             elif folder.parent == self.root.broker or folder == self.root.broker:
                 self.watch_queues()
+                self.changed = True
+            elif name.endswith((ASSIGNED, PROCESSING)):
+                # A worker's room changes only when an assigned job or a claim
+                # leaves its queue; finished outcomes do not count.
+                self.changed = True
 
     def load_job(self, job_id: str) -> None:
         """Read a pending job file once and put it in its type's heap."""
@@ -107,6 +120,7 @@ class Scheduler(Service):
                               f"unreadable job file: {exc!r}", self.lifecycle.durable)
             return
         self.jobs[job_id] = job
+        self.changed = True
         retry_at = retry_time(job)
         if retry_at is not None and retry_at > time.time():
             heapq.heappush(self.delayed, (retry_at, job_type, key))
@@ -120,6 +134,7 @@ class Scheduler(Service):
             _, job_type, key = heapq.heappop(self.delayed)
             if key[2] in self.jobs:
                 heapq.heappush(self.heaps.setdefault(job_type, []), key)
+                self.released = True
         return self.delayed[0][0] if self.delayed else None
 
     def rescan(self) -> None:
@@ -182,8 +197,19 @@ class Scheduler(Service):
             self.waiter.overflowed = False
             self.rescan()
             self.next_scan = now + float(self.config.get("scheduler", "rescan_seconds"))
+            # Without notifications, or after missing some, room may have changed.
+            self.changed = True
         next_retry = self.release_due()
-        deferred = self.assign_pending()
+        deferred = False
+        if any(until <= now for until in self.paused_until.values()):
+            self.paused_until = {t: u for t, u in self.paused_until.items() if u > now}
+            self.changed = True
+        if self.changed or self.released or now >= self.next_liveness_pass:
+            # Nothing else can make room or add work: only a changed file, a
+            # retry time that came, or a worker's liveness, checked on a timer.
+            self.changed = self.released = False
+            self.next_liveness_pass = now + LIVENESS_CACHE_SECONDS
+            deferred = self.assign_pending()
         now = time.monotonic()
         wait = max(0.0, self.next_scan - now)
         if next_retry is not None:
@@ -191,7 +217,12 @@ class Scheduler(Service):
         for job_type, until in self.paused_until.items():
             if self.heaps.get(job_type):
                 wait = min(wait, max(0.0, until - now))
-        return min(wait, DEFER_RETRY_SECONDS) if deferred else wait
+        if any(self.heaps.values()):
+            wait = min(wait, max(0.0, self.next_liveness_pass - now))
+        if deferred:
+            self.changed = True
+            return min(wait, DEFER_RETRY_SECONDS)
+        return wait
 
     def assign_pending(self) -> bool:
         """Assign what can be assigned now; return True when jobs were deferred."""

@@ -51,7 +51,11 @@ Handler = Callable[[dict[str, Any]], Any]
 
 # Characters of a failed command's standard error kept as the job's error.
 STDERR_TAIL_CHARS = 2000
-# Seconds before looking again at jobs whose state record lags their file.
+# Seconds before looking again at jobs whose state record lags their file; the
+# wait doubles from the first figure to the second while the record still lags.
+# The scheduler writes the record a few fsyncs after its rename, so most waits
+# end at the first or second look.
+STATE_RETRY_FIRST_SECONDS = 0.001
 STATE_RETRY_SECONDS = 0.02
 # Seconds a canceled handler gets to return when the request names no grace.
 CANCEL_GRACE_SECONDS = 10.0
@@ -124,6 +128,7 @@ class Worker:
         self.stopping = False
         self.current: Path | None = None
         self.lock = threading.Lock()
+        self.state_retry_seconds = STATE_RETRY_FIRST_SECONDS
         self.heartbeat_stop = threading.Event()
         self.pid = os.getpid()
         self.error_backoff_seconds = 0.0
@@ -302,8 +307,11 @@ class Worker:
         assigned = self.assigned_jobs()
         if not assigned:
             self.waiter.wait(float(self.config.get("worker", "heartbeat_seconds")))
-        elif not self.process_first_ready(assigned):
-            self.waiter.wait(STATE_RETRY_SECONDS)
+        elif self.process_first_ready(assigned):
+            self.state_retry_seconds = STATE_RETRY_FIRST_SECONDS
+        else:
+            self.waiter.wait(self.state_retry_seconds)
+            self.state_retry_seconds = min(STATE_RETRY_SECONDS, self.state_retry_seconds * 2)
 
     def back_off(self, error: OSError) -> None:
         """Wait after a failed file operation (disk full, I/O error) before going on."""

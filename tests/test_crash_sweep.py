@@ -37,12 +37,12 @@ from chronosq.worker import Worker
 # lost a file operation: check that the sweep covers it, then update the count.
 EXPECTED_OPERATIONS = {
     "submit": 4,
-    "ingest": 16,
+    "ingest": 15,
     "assign": 19,
     "claim_and_succeed": 13,
     "claim_and_fail": 13,
     "heartbeat": 4,
-    "collect_success": 33,
+    "collect_success": 32,
     "retry": 38,
     "fail_for_good": 39,
     "requeue_dead_worker": 32,

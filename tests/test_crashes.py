@@ -93,7 +93,9 @@ def test_queued_jobs_of_dead_worker_return(root, procs):
     for i in range(3):
         drop_event(root, f"q{i}.json", {"type": "t", "payload": {}, "job_id": f"q{i}"})
     queue = root / "broker" / "types" / "t" / "w1"
-    wait_for(lambda: len(names(queue)) == 2 and len(names(queue, ".processing")) == 1,
+    # The claim's state record, written just after its rename, counts the attempt.
+    wait_for(lambda: len(names(queue)) == 2 and len(names(queue, ".processing")) == 1
+             and sum(read_state(root, f"q{i}")["state"] == "processing" for i in range(3)) == 1,
              30, "one running and two queued on w1")
 
     doomed.send_signal(signal.SIGKILL)
@@ -134,6 +136,9 @@ def test_stopped_command_handed_back(root, procs):
     drop_event(root, "c.json", {"type": "t", "payload": {}, "job_id": "long"})
     wait_for(lambda: (root / "state" / "long.state.json").exists()
              and read_state(root, "long")["state"] == "processing", 30, "the command running")
+    # The state record says "processing" just before the command starts.
+    wait_for(lambda: any(p.name() == "sh" for p in psutil.Process(leaving.pid).children()),
+             10, "the shell to start")
     shell = next(p for p in psutil.Process(leaving.pid).children() if p.name() == "sh")
     group = [shell, *shell.children(recursive=True)]
 
