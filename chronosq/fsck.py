@@ -41,14 +41,15 @@ STALE_TEMP_SECONDS = 60.0
 
 # Places in the order a job moves through them; when a job is found twice, the
 # later place is kept.
-PLACE_ORDER = ("pending", "held", "assigned", "processing", "finished", "quarantined",
-               "failed", "succeeded")
+PLACE_ORDER = ("pending", "held", "assigned", "processing", "finished", "canceled",
+               "quarantined", "failed", "succeeded")
 PLACE_STATE = {
     "pending": State.PENDING,
     "held": State.HELD,
     "assigned": State.ASSIGNED,
     "processing": State.PROCESSING,
     "finished": State.PROCESSING,
+    "canceled": State.CANCELED,
     "quarantined": State.QUARANTINED,
     "failed": State.FAILED,
     "succeeded": State.SUCCEEDED,
@@ -153,6 +154,7 @@ class Fsck:
             (self.root.output, ".json", "succeeded"),
             (self.root.error, ".json", "failed"),
             (self.root.quarantine, ".json", "quarantined"),
+            (self.root.canceled, ".json", "canceled"),
         ]
         for _, _, folder in queue_dirs(self.root):
             places += [(folder, ASSIGNED, "assigned"), (folder, PROCESSING, "processing"),

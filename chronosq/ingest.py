@@ -141,16 +141,11 @@ class Ingest(Service):
         for name in names:
             self.read_one(name, batch)
         durable = self.lifecycle.durable
-        for job in batch.jobs:
-            fileops.write_json(self.root.jobs / f"{job['job_id']}.json", job,
-                               durable=durable, sync_dir=False)
-        if durable and batch.jobs:
-            fileops.fsync_dir(self.root.jobs)
-        for job in batch.jobs:
-            self.lifecycle.create_state(self.lifecycle.new_state(job, by=self.role),
-                                        sync_dir=False)
-        if durable and batch.jobs:
-            fileops.fsync_dir(self.root.state)
+        if batch.jobs:
+            fileops.write_many([(self.root.jobs / f"{job['job_id']}.json", fileops.dumps(job))
+                                for job in batch.jobs], durable=durable)
+            self.lifecycle.create_states([self.lifecycle.new_state(job, by=self.role)
+                                          for job in batch.jobs])
         for path in batch.done:
             fileops.unlink(path, durable=durable, missing_ok=True, sync_dir=False)
         if durable and batch.done:
@@ -241,10 +236,13 @@ class Ingest(Service):
             target = self.root.error / f"{safe}.{time.time_ns()}{REJECTED}"
         record = {"event": name.encode(errors="surrogateescape").decode(errors="replace"),
                   "reason": reason, "rejected_at": utc_now()}
-        fileops.write_json(target.with_name(target.name + ".reason"), record, durable=durable)
+        reason_path = target.with_name(target.name + ".reason")
+        fileops.write_json(reason_path, record, durable=durable)
         try:
             fileops.rename(self.root.input / name, target, durable=durable)
         except FileNotFoundError:
+            # Set aside already, by an earlier pass over the same name.
+            fileops.unlink(reason_path, durable=durable, missing_ok=True)
             return
         logs.log_event(
             logger, logging.WARNING, "event.rejected", event_name=name, reason=reason,

@@ -60,7 +60,9 @@ class JobIndex:
         self.changed = False
 
     def lookup(self, folder: Path, job_id: str, name: str, check_mtime: bool) -> list[Any]:
-        """Return [type, retry_at, mtime_ns, created_at, worker_id] for one job file."""
+        """Return [type, retry_at, mtime_ns, created_at, worker_id, folder name] for
+        one job file; a job found in another folder than last time is read again,
+        since the worker that finished it was not known before."""
         self.seen.add(job_id)
         found = self.entries.get(job_id)
         mtime_ns = 0
@@ -68,15 +70,16 @@ class JobIndex:
             try:
                 mtime_ns = os.stat(folder / name).st_mtime_ns
             except FileNotFoundError:
-                return [UNKNOWN_TYPE, None, 0, None, None]
-        if found is not None and len(found) == 5 and (not check_mtime or found[2] == mtime_ns):
+                return [UNKNOWN_TYPE, None, 0, None, None, folder.name]
+        if (found is not None and len(found) == 6 and found[5] == folder.name
+                and (not check_mtime or found[2] == mtime_ns)):
             return found
         try:
             job = fileops.read_json(folder / name)
             entry = [str(job["type"]), job.get("retry_at"), mtime_ns, job.get("created_at"),
-                     job.get("worker_id")]
+                     job.get("worker_id"), folder.name]
         except (OSError, ValueError, KeyError, TypeError):
-            return [UNKNOWN_TYPE, None, mtime_ns, None, None]
+            return [UNKNOWN_TYPE, None, mtime_ns, None, None, folder.name]
         self.entries[job_id] = entry
         self.changed = True
         return entry
@@ -121,7 +124,7 @@ def job_counts(root: Root) -> dict[str, Any]:
             job_id = job_id_of(name, ".json")
             if job_id is None or name.endswith(".evidence.json"):
                 continue
-            job_type, retry_at, _, created_at, worker_id = index.lookup(
+            job_type, retry_at, _, created_at, worker_id, _ = index.lookup(
                 folder, job_id, name, check_mtime=state is State.PENDING)
             _count(by_type, job_type, state)
             if state in (State.SUCCEEDED, State.FAILED) and worker_id:

@@ -208,7 +208,7 @@ def test_status_index_tolerates_vanished_file(tmp_path):
 
     entry = index.lookup(tmp_path / "jobs", "gone", "gone.json", check_mtime=True)
 
-    assert len(entry) == 5
+    assert len(entry) == 6
     assert entry[0] == "?"
 
 

@@ -51,6 +51,7 @@ def test_malformed_events_set_aside(root, procs):
     for name, data in MALFORMED.items():
         drop_event(root, name, data)
     (root / "input" / "folder.json").mkdir()
+    (root / "input" / "notes.txt").write_bytes(b"{}")
     for i in range(20):
         drop_event(root, f"good{i}.json", {"type": "t", "payload": {"i": i}})
     partial = root / "input" / "still_writing.json.tmp"
@@ -59,11 +60,12 @@ def test_malformed_events_set_aside(root, procs):
     hidden.write_bytes(b"{")
 
     wait_for(lambda: len(names(root / "output")) == 20, 30, "20 good jobs in output/")
-    expected = len(MALFORMED) + 1
+    expected = len(MALFORMED) + 2
     wait_for(lambda: len(names(root / "error", ".rejected")) == expected, 30,
              "every malformed event in error/")
 
-    for name in [*MALFORMED, "folder.json"]:
+    assert len(names(root / "error", ".reason")) == expected
+    for name in [*MALFORMED, "folder.json", "notes.txt"]:
         reason = json.loads((root / "error" / f"{name}.rejected.reason").read_text())
         assert reason["event"] == name
         assert reason["reason"]

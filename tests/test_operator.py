@@ -114,6 +114,8 @@ def test_cancel_running_job(root, procs, mode):
     wait_for(lambda: not (root / "run" / "cancel" / "run.json").exists(), 10,
              "the cancel request to be removed")
     assert read_state(root, "run")["history"][-1]["reason"] == "wrong input"
+    checked = cli(root, "fsck")
+    assert checked.returncode == 0, checked.stdout + checked.stderr
 
 
 def test_person_takes_holds_and_finishes(root, procs):
@@ -261,3 +263,19 @@ def test_status_watch_redraws_until_ctrl_c(root, procs):
     for title in ("throughput over the last minute", "Jobs", "Pending backlog by age",
                   "Workers", "Supervisor", "stopped watching"):
         assert title in out
+
+
+def test_worker_counts_follow_jobs_seen_pending(root, procs):
+    procs.supervisor()
+    for i in range(3):
+        drop_event(root, f"p{i}.json", {"type": "t", "payload": {}, "job_id": f"p{i}"})
+    wait_for(lambda: len(names(root / "jobs")) == 3, 30, "three pending jobs")
+    # This status run caches the three jobs while they are pending and unfinished.
+    assert json.loads(cli(root, "status", "--json").stdout)["jobs"]["pending"] == 3
+    procs.worker("w1", "t")
+    wait_for(lambda: finished(root, "output", 3), 30, "three jobs in output/")
+
+    status = json.loads(cli(root, "status", "--json").stdout)
+
+    assert status["finished_by_worker"]["w1"] == {"done": 3, "failed": 0}
+    assert [w["done"] for w in status["workers"] if w["worker_id"] == "w1"] == [3]
