@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import re
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 from chronosq.errors import InvalidNameError, RootError
@@ -82,7 +83,11 @@ def job_id_of(name: str, suffix: str = ASSIGNED) -> str | None:
 
 @dataclass(frozen=True)
 class Root:
-    """The folder holding chronosq.toml and every lifecycle place."""
+    """The folder holding chronosq.toml and every lifecycle place.
+
+    Each place's path is built once per Root, since the daemons use them for
+    every job.
+    """
 
     path: Path
 
@@ -101,67 +106,67 @@ class Root:
             )
         return self
 
-    @property
+    @cached_property
     def config_path(self) -> Path:
         return self.path / CONFIG_NAME
 
-    @property
+    @cached_property
     def input(self) -> Path:
         return self.path / "input"
 
-    @property
+    @cached_property
     def jobs(self) -> Path:
         return self.path / "jobs"
 
-    @property
+    @cached_property
     def broker(self) -> Path:
         return self.path / "broker" / "types"
 
-    @property
+    @cached_property
     def hold(self) -> Path:
         return self.path / "hold"
 
-    @property
+    @cached_property
     def quarantine(self) -> Path:
         return self.path / "quarantine"
 
-    @property
+    @cached_property
     def canceled(self) -> Path:
         return self.path / "canceled"
 
-    @property
+    @cached_property
     def cancel_requests(self) -> Path:
         return self.path / "run" / "cancel"
 
-    @property
+    @cached_property
     def output(self) -> Path:
         return self.path / "output"
 
-    @property
+    @cached_property
     def error(self) -> Path:
         return self.path / "error"
 
-    @property
+    @cached_property
     def state(self) -> Path:
         return self.path / "state"
 
-    @property
+    @cached_property
     def workers(self) -> Path:
         return self.path / "workers"
 
-    @property
+    @cached_property
     def logs(self) -> Path:
         return self.path / "logs"
 
-    @property
+    @cached_property
     def run(self) -> Path:
         return self.path / "run"
 
-    @property
+    @cached_property
     def children(self) -> Path:
         return self.path / "run" / "children"
 
-    @property
+    @cached_property
     def policies(self) -> Path:
         return self.path / "run" / "policies"
 
