@@ -81,15 +81,27 @@ def test_submit_rejects_bad_input(tmp_path):
     assert list((tmp_path / "input").iterdir()) == []
 
 
-def test_submit_duplicate_job_id_waiting(tmp_path):
+def test_submit_same_job_again_is_no_op(tmp_path):
     runner.invoke(app, ["init", "--root", str(tmp_path)])
-    args = ["submit", "t", "--job-id", "dup", "--root", str(tmp_path)]
+    args = ["submit", "t", "--job-id", "dup", "--payload", '{"n": 1}', "--root", str(tmp_path)]
     assert runner.invoke(app, args).exit_code == 0
 
-    result = runner.invoke(app, args)
+    again = runner.invoke(app, args)
 
-    assert result.exit_code == 1
-    assert "already waiting in input/" in result.output
+    assert again.exit_code == 0
+    assert "already waiting in input/ with the same content; nothing submitted" in again.output
+    assert [p.name for p in (tmp_path / "input").iterdir()] == ["dup.json"]
+
+
+def test_submit_job_id_taken_by_other_job(tmp_path):
+    runner.invoke(app, ["init", "--root", str(tmp_path)])
+    args = ["submit", "t", "--job-id", "dup", "--root", str(tmp_path)]
+    assert runner.invoke(app, [*args, "--payload", '{"n": 1}']).exit_code == 0
+
+    other = runner.invoke(app, [*args, "--payload", '{"n": 2}'])
+
+    assert other.exit_code == 1
+    assert "already waiting in input/ with another type, payload" in other.output
 
 
 def test_commands_need_initialised_root(tmp_path):

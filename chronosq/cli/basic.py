@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -13,6 +14,7 @@ from chronosq.cli.common import RootOption, find_root, handle_errors
 from chronosq.defaults import DEFAULT_PRIORITY, PRIORITIES
 from chronosq.errors import InvalidEventError
 from chronosq.events import parse_event
+from chronosq.layout import Root
 from chronosq.lifecycle import new_job_id, utc_now
 from chronosq.supervisor import supervise as run_supervisor
 
@@ -71,20 +73,42 @@ def submit(
             raise InvalidEventError(
                 f"invalid --meta {meta!r}: {exc.msg}; pass a JSON object") from None
     data = fileops.dumps(event)
-    parse_event(f"{event['job_id']}.json", data, 0, event["created_at"])
+    digest = parse_event(f"{event['job_id']}.json", data, 0, event["created_at"])["event_digest"]
     target = found.input / f"{event['job_id']}.json"
-    if found.state_path(event["job_id"]).exists():
-        raise InvalidEventError(
-            f"job id {event['job_id']!r} was already accepted "
-            f"(see state/{event['job_id']}.state.json); choose another --job-id"
-        )
-    if target.exists():
-        raise InvalidEventError(
-            f"an event with job id {event['job_id']!r} is already waiting in input/; "
-            "choose another --job-id"
-        )
+    earlier = earlier_digest(found, event["job_id"], target)
+    if earlier is not None:
+        where, earlier_value = earlier
+        if earlier_value != digest:
+            raise InvalidEventError(
+                f"job id {event['job_id']!r} is already {where} with another type, payload, "
+                "priority or meta; choose another --job-id"
+            )
+        # Resubmitting the same job is how a producer retries safely.
+        typer.echo(f"job id {event['job_id']!r} is already {where} with the same content; "
+                   "nothing submitted", err=True)
+        typer.echo(event["job_id"])
+        return
     fileops.write_bytes(target, data, durable=config.durable)
     typer.echo(event["job_id"])
+
+
+def earlier_digest(root: Root, job_id: str, event_path: Path) -> tuple[str, str | None] | None:
+    """Return where a job id is already taken (accepted, or waiting in input/) and
+    the content digest found there, or None when the id is free."""
+    try:
+        record = fileops.read_json(root.state_path(job_id))
+        return "accepted", record.get("event_digest") if isinstance(record, dict) else None
+    except FileNotFoundError:
+        pass
+    except ValueError:
+        return "accepted", None
+    try:
+        waiting = parse_event(event_path.name, fileops.read_bytes(event_path), 0, utc_now())
+        return "waiting in input/", waiting["event_digest"]
+    except FileNotFoundError:
+        return None
+    except (ValueError, InvalidEventError):
+        return "waiting in input/", None
 
 
 @handle_errors

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import functools
 import json
 import sys
@@ -47,8 +48,34 @@ def handle_errors(command: F) -> F:
             return command(*args, **kwargs)
         except ChronosQError as exc:
             raise fail(str(exc)) from None
+        except OSError as exc:
+            raise fail(os_error_message(exc)) from None
 
     return wrapper  # type: ignore[return-value]
+
+
+# What to do about a file error, by errno; other errors get a general hint.
+OS_ERROR_HINTS = {
+    errno.ENOSPC: "free some space on that disk and try again",
+    errno.EDQUOT: "free some space within the disk quota and try again",
+    errno.EACCES: "check the permissions, or run as the user who owns the root",
+    errno.EPERM: "check the permissions, or run as the user who owns the root",
+    errno.EROFS: "the filesystem is mounted read-only; choose a writable path",
+    errno.ENOTDIR: "a part of that path is a file, not a folder; choose another path",
+    errno.EEXIST: "a file of that name is in the way; move it or choose another path",
+    errno.ENOENT: "check that the folders on that path exist",
+}
+
+
+def os_error_message(exc: OSError) -> str:
+    """Return one line naming a failed file operation's path, its error and a hint."""
+    reason = exc.strerror or str(exc)
+    path = exc.filename
+    if exc.filename2 is not None:
+        path = f"{exc.filename} -> {exc.filename2}"
+    where = f": {path}" if path is not None else ""
+    hint = OS_ERROR_HINTS.get(exc.errno or 0, "check the path and try again")
+    return f"{reason}{where}; {hint}"
 
 
 def find_root(path: Path | None) -> Root:
