@@ -98,20 +98,28 @@ def render(header: str, sections: dict[str, list[str]]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def sandbox(root: str) -> list[str]:
-    """Return the sandboxing settings shared by both units."""
+def sandbox(root: str, writable: list[str]) -> list[str]:
+    """Return the sandboxing settings shared by both units; `writable` lists the
+    folders outside the root that the processes write to."""
+    for folder in writable:
+        check_path("writable folder", folder)
     return [
         setting("ProtectSystem", "strict"),
         setting("ProtectHome", "read-only"),
         setting("PrivateTmp", "yes"),
         setting("NoNewPrivileges", "yes"),
-        setting("ReadWritePaths", quote(root)),
+        setting("ReadWritePaths", " ".join(quote(path) for path in [root, *writable])),
         setting("Environment", quote(f"CHRONOSQ_ROOT={root}")),
     ]
 
 
-def service_unit(root: Path, python: str, stop_grace_seconds: float = 10) -> str:
-    """Render chronosq.service, which runs the supervisor of `root` under systemd."""
+def service_unit(root: Path, python: str, stop_grace_seconds: float = 10,
+                 writable: list[str] | None = None) -> str:
+    """Render chronosq.service, which runs the supervisor of `root` under systemd.
+
+    `writable` lists folders outside the root the supervisor writes to, such as
+    the metrics textfile's.
+    """
     root_text, python = str(root), str(python)
     check_path("root", root_text)
     check_program(python)
@@ -150,15 +158,16 @@ def service_unit(root: Path, python: str, stop_grace_seconds: float = 10) -> str
                 format_seconds(stop_grace_seconds + STOP_TIMEOUT_MARGIN_SECONDS)),
         setting("Restart", "on-failure"),
         setting("RestartSec", "2"),
-        *sandbox(root_text),
+        *sandbox(root_text, writable or []),
     ]
 
     install = [setting("WantedBy", "multi-user.target")]
     return render(header, {"Unit": unit, "Service": service, "Install": install})
 
 
-def worker_template(root: Path, python: str) -> str:
-    """Render chronosq-worker@.service, whose instance name is the worker id."""
+def worker_template(root: Path, python: str, writable: list[str] | None = None) -> str:
+    """Render chronosq-worker@.service, whose instance name is the worker id;
+    `writable` lists folders outside the root the workers write to."""
     root_text, python = str(root), str(python)
     check_path("root", root_text)
     check_program(python)
@@ -190,7 +199,7 @@ def worker_template(root: Path, python: str) -> str:
         setting("KillSignal", "SIGTERM"),
         setting("TimeoutStopSec", str(WORKER_STOP_TIMEOUT_SECONDS)),
         setting("Restart", "on-failure"),
-        *sandbox(root_text),
+        *sandbox(root_text, writable or []),
     ]
 
     install = [setting("WantedBy", SERVICE_NAME)]

@@ -271,3 +271,26 @@ def test_systemd_analyze_catches_bad_unit(tmp_path: Path) -> None:
     errors = unit_content_errors(result.stdout + result.stderr)
     assert any("not executable" in line for line in errors), result.stderr
     assert any("ReadWritePaths" in line for line in errors), result.stderr
+
+
+def test_units_make_outside_files_writable(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from chronosq.cli import app
+
+    root = tmp_path / "root"
+    runner = CliRunner()
+    runner.invoke(app, ["init", "--root", str(root)])
+    config = root / "chronosq.toml"
+    config.write_text(config.read_text().replace('textfile = ""',
+                                                 'textfile = "/var/lib/prom/cq.prom"'))
+    out_dir = tmp_path / "units"
+
+    result = runner.invoke(app, ["systemd", "--root", str(root), "--output-dir", str(out_dir),
+                                 "--python", "/usr/bin/python3"])
+
+    assert result.exit_code == 0, result.output
+    service = parse_unit((out_dir / units.SERVICE_NAME).read_text())["Service"]
+    worker = parse_unit((out_dir / units.WORKER_TEMPLATE_NAME).read_text())["Service"]
+    assert service["ReadWritePaths"] == [f"{root} /var/lib/prom"]
+    assert worker["ReadWritePaths"] == [str(root)]

@@ -13,6 +13,18 @@ from chronosq import fileops, metrics, units
 from chronosq import status as status_module
 from chronosq.cli.common import RootOption, find_root, handle_errors
 from chronosq.errors import ConfigError
+from chronosq.layout import Root
+
+
+def outside_folders(root: Root, files: list[str]) -> list[str]:
+    """Return the folders of configured files that lie outside the root."""
+    folders = []
+    for name in files:
+        if name:
+            folder = (root.path / name).parent
+            if not folder.is_relative_to(root.path):
+                folders.append(str(folder))
+    return folders
 
 
 @handle_errors
@@ -28,10 +40,13 @@ def systemd(
     """Print a Type=notify service for this root and a chronosq-worker@ template."""
     found = find_root(root).require()
     config = config_module.load(found)
+    log_folders = outside_folders(found, [str(config.get("logging", "file"))])
+    metrics_folders = outside_folders(found, [str(config.get("metrics", "textfile"))])
     try:
         service = units.service_unit(found.path, python,
-                                     float(config.get("supervisor", "stop_grace_seconds")))
-        worker = units.worker_template(found.path, python)
+                                     float(config.get("supervisor", "stop_grace_seconds")),
+                                     writable=sorted({*log_folders, *metrics_folders}))
+        worker = units.worker_template(found.path, python, writable=log_folders)
     except ValueError as exc:
         raise ConfigError(f"cannot write units: {exc}") from None
     for label, path in (("root", str(found.path)), ("python", python)):
