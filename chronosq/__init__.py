@@ -12,7 +12,7 @@ from chronosq.hookspecs import hookimpl
 from chronosq.layout import Root
 from chronosq.lifecycle import State
 from chronosq.policy_types import Candidate, Job, PolicyContext
-from chronosq.worker import JobFailed, Worker
+from chronosq.worker import JobCanceled, JobFailed, Worker
 
 __all__ = [
     "Candidate",
@@ -21,6 +21,7 @@ __all__ = [
     "InvalidEventError",
     "InvalidNameError",
     "Job",
+    "JobCanceled",
     "JobFailed",
     "PolicyContext",
     "Root",

@@ -243,8 +243,10 @@ class Control:
                 found.append((key, job_id, job))
         return sorted(found, key=lambda item: item[0])
 
-    def finish(self, job_id: str, *, result: Any = None, error: str | None = None) -> None:
-        """Record the outcome of a job a person took; recovery collects it."""
+    def finish(self, job_id: str, *, result: Any = None,
+               error: str | None = None) -> dict[str, Any]:
+        """Record the outcome of a job a person took, for recovery to collect;
+        return the job's state record as it was before."""
         where = self.find(job_id)
         if where.state is not State.PROCESSING or where.finished or \
                 not self.is_person(where.worker_id):
@@ -272,6 +274,7 @@ class Control:
         fileops.unlink(where.path, durable=self.lifecycle.durable, missing_ok=True)
         logs.log_event(logger, logging.INFO, "job.finished" if error is None else "job.errored",
                        job_id=job_id, worker_id=where.worker_id, operator=self.by, error=error)
+        return record
 
     # -- explanation -------------------------------------------------------------
 

@@ -274,6 +274,10 @@ class Worker:
 
     def run(self) -> int:
         """Serve jobs until SIGTERM or SIGINT; return an exit code."""
+        if not logging.getLogger().handlers:
+            # Started from the Python API without logs.setup: log like the CLI.
+            logs.setup(self.root, "worker", self.config.get("logging", "level"),
+                       self.config.get("logging", "file"), self.config.get("logging", "stderr"))
         if threading.current_thread() is threading.main_thread():
             signal.signal(signal.SIGTERM, self._on_stop)
             signal.signal(signal.SIGINT, self._on_stop)
@@ -471,6 +475,9 @@ class Worker:
                 result = self.handler(task)
             except (SystemExit, KeyboardInterrupt) as exc:
                 # A handler must not end the worker; its exit is the job's failure.
+                logs.log_event(logger, logging.WARNING, "job.handler_raised",
+                               job_id=task.get("job_id"), worker_id=self.worker_id,
+                               attempt=task.get("attempt"), traceback=traceback.format_exc())
                 raise JobFailed(f"handler raised {exc!r}") from None
         else:
             result = self.run_command(task)

@@ -43,3 +43,7 @@ def busy_loop(job: dict[str, Any]) -> dict[str, Any]:
     while time.monotonic() < deadline:
         sum(range(1000))
     return echo(job)
+
+
+def exits(job: dict[str, Any]) -> None:
+    raise SystemExit(3)

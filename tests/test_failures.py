@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
 
 from conftest import drop_event, finished, log_events, names, read_state, status_json, wait_for
 
@@ -153,3 +155,22 @@ def test_hostile_events_never_stop_ingest(root, procs, tmp_path):
                  if json.loads(p.read_text())["payload"].get("s")]
     assert surrogate[0]["payload"]["s"] == "\udcff"
     assert all(c["restarts"] == 0 for c in status_json(root)["supervisor"]["children"])
+
+
+def test_api_worker_logs_handler_exit(root, procs):
+    procs.supervisor()
+    script = ("import sys, chronosq, fixtures; "
+              "chronosq.Worker(sys.argv[1], 'api', ['t'], handler=fixtures.exits).run()")
+    worker = subprocess.Popen([sys.executable, "-c", script, str(root)], env=procs.env())
+    procs.started.append(worker)
+    drop_event(root, "x.json", {"type": "t", "payload": {}, "job_id": "quits"})
+
+    wait_for(lambda: finished(root, "error", 1), 30, "the job in error/")
+
+    assert worker.poll() is None
+    events = log_events(root)
+    assert [e for e in events if e["event"] == "worker.started" and e["worker_id"] == "api"]
+    raised = [e for e in events if e["event"] == "job.handler_raised"]
+    assert len(raised) == 3
+    assert all("SystemExit: 3" in e["traceback"] for e in raised)
+    assert read_state(root, "quits")["last_error"] == "handler raised SystemExit(3)"

@@ -178,7 +178,7 @@ def done(
     except json.JSONDecodeError as exc:
         raise InvalidEventError(f"invalid --result {result!r}: {exc.msg}; pass JSON") from None
     control(root).finish(job_id, result=value)
-    typer.echo(f"{job_id}: finished")
+    typer.echo(f"{job_id}: success recorded; recovery moves the job to output/")
 
 
 @handle_errors
@@ -188,8 +188,13 @@ def fail(
     root: RootOption = None,
 ) -> None:
     """Fail a job you took; it is retried until its attempts are spent."""
-    control(root).finish(job_id, error=error)
-    typer.echo(f"{job_id}: failed")
+    record = control(root).finish(job_id, error=error)
+    attempts, limit = record.get("attempts"), record.get("max_attempts")
+    if isinstance(attempts, int) and isinstance(limit, int) and attempts < limit:
+        then = f"it is retried (attempt {attempts} of {limit})"
+    else:
+        then = "its attempts are spent, so recovery moves it to error/"
+    typer.echo(f"{job_id}: failure recorded; {then}")
 
 
 @handle_errors
