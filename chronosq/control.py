@@ -333,6 +333,15 @@ class Control:
         if isinstance(retry_at, str) and parse_time(retry_at) > time.time():
             return (f"{job_id} is pending and waits for its retry time {retry_at} after "
                     f"attempt {record.get('attempts')} failed: {record.get('last_error')}.")
+        try:
+            failing = fileops.read_json(self.root.run / "policy-errors.json").get(job_type)
+        except (OSError, ValueError, AttributeError):
+            failing = None
+        if isinstance(failing, dict):
+            return (f"{job_id} is pending: policy {failing.get('policy')!r} of type "
+                    f"{job_type!r} failed at {failing.get('at')}: {failing.get('error')}. "
+                    "The scheduler asks it again after a pause; fix the plugin or the "
+                    "type's policy settings, then reload with SIGHUP.")
         stale = float(self.config.get("scheduler", "worker_stale_seconds"))
         serving = {wid: rec for wid, rec in read_records(self.root).items()
                    if job_type in rec.get("types", []) and not rec.get("person")}

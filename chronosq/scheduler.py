@@ -18,7 +18,7 @@ from chronosq import fileops, logs
 from chronosq.defaults import POLICY_ERROR_BACKOFF_MAX_SECONDS, PRIORITIES
 from chronosq.errors import ChronosQError
 from chronosq.layout import ASSIGNED, PROCESSING, job_id_of
-from chronosq.lifecycle import Lifecycle, State, parse_time, set_aside_corrupt
+from chronosq.lifecycle import Lifecycle, State, parse_time, set_aside_corrupt, utc_now
 from chronosq.policy import Policies, PolicyError, plugin_manager
 from chronosq.policy_types import Candidate
 from chronosq.registry import queue_load, read_records, worker_alive
@@ -26,6 +26,8 @@ from chronosq.service import Service
 
 logger = logging.getLogger(__name__)
 
+# Under run/: the types whose policy is failing, with the error.
+POLICY_ERRORS_NAME = "policy-errors.json"
 PRIORITY_RANK = {name: rank for rank, name in enumerate(PRIORITIES)}
 # Seconds before retrying jobs whose state record lags behind their file.
 DEFER_RETRY_SECONDS = 0.02
@@ -55,6 +57,9 @@ class Scheduler(Service):
 
     def setup(self) -> None:
         self.policies = Policies(self.root, self.config, plugin_manager(self.config, self.root))
+        # Types whose policy failed on its last call, as status and explain show them.
+        self.policy_errors: dict[str, dict[str, Any]] = {}
+        self.save_policy_errors()
         self.paused_until: dict[str, float] = {}
         self.pause_seconds: dict[str, float] = {}
         self.heaps: dict[str, list[tuple[int, float, str]]] = {}
@@ -82,6 +87,8 @@ class Scheduler(Service):
         self.policies = Policies(self.root, self.config, manager)
         self.paused_until.clear()
         self.pause_seconds.clear()
+        self.policy_errors.clear()
+        self.save_policy_errors()
         self.changed = True
 
     # -- pending index ---------------------------------------------------------
@@ -102,7 +109,7 @@ class Scheduler(Service):
                 self.changed = True
             elif name.endswith((ASSIGNED, PROCESSING)):
                 # A worker's room changes only when an assigned job or a claim
-                # leaves its queue; finished outcomes do not count.
+                # leaves its queue. Finished outcomes do not count.
                 self.changed = True
 
     def load_job(self, job_id: str) -> None:
@@ -273,6 +280,8 @@ class Scheduler(Service):
                 self.pause_type(job_type, job, exc)
                 break
             self.pause_seconds.pop(job_type, None)
+            if self.policy_errors.pop(job_type, None) is not None:
+                self.save_policy_errors()
             if choice is None:
                 waiting.append(key)
                 declined += 1
@@ -308,8 +317,20 @@ class Scheduler(Service):
         pause = min(POLICY_ERROR_BACKOFF_MAX_SECONDS, self.pause_seconds.get(job_type, base / 2) * 2)
         self.pause_seconds[job_type] = pause
         self.paused_until[job_type] = time.monotonic() + pause
+        policy = self.policies.policy_of(job_type)
         logs.log_event(
             logger, logging.ERROR, "policy.failed", job_id=job["job_id"], type=job_type,
-            policy=self.policies.policy_of(job_type), error=str(error),
-            retry_in_seconds=pause,
+            policy=policy, error=str(error), retry_in_seconds=pause,
         )
+        self.policy_errors[job_type] = {"policy": policy, "error": str(error),
+                                        "job_id": job["job_id"], "at": utc_now(),
+                                        "retry_in_seconds": pause}
+        self.save_policy_errors()
+
+    def save_policy_errors(self) -> None:
+        """Write the types whose policy is failing to run/, for status and explain."""
+        try:
+            fileops.write_json(self.root.run / POLICY_ERRORS_NAME, self.policy_errors,
+                               durable=False)
+        except OSError as exc:
+            logs.log_event(logger, logging.ERROR, "policy.errors_not_saved", error=str(exc))

@@ -237,11 +237,16 @@ def gather(root: Root, config: Config) -> dict[str, Any]:
         reload = fileops.read_json(root.run / "reload.json")
     except (OSError, ValueError):
         reload = None
+    try:
+        policy_errors = fileops.read_json(root.run / "policy-errors.json")
+    except (OSError, ValueError):
+        policy_errors = {}
     return {
         "root": str(root.path),
         **counts,
         "counters": totals,
         "last_reload": reload,
+        "policy_errors": policy_errors if isinstance(policy_errors, dict) else {},
         "ingest": ingest,
         "workers": found_workers,
         "supervisor": supervisor(root),

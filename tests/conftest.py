@@ -221,6 +221,12 @@ def status_json(root: Path) -> dict[str, Any]:
     return json.loads(done.stdout)
 
 
+def cli(root: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """Run one chronosq command on `root` as a real process."""
+    return subprocess.run([sys.executable, "-m", "chronosq", *args, "--root", str(root)],
+                          capture_output=True, text=True, timeout=60)
+
+
 def log_events(root: Path) -> list[dict[str, Any]]:
     text = (root / "logs" / "chronosq.log").read_text()
     # A line another process is writing right now may be cut short; complete

@@ -11,6 +11,7 @@ import time
 
 import pytest
 from conftest import (
+    cli,
     drop_event,
     finished,
     log_events,
@@ -24,11 +25,6 @@ from typer.testing import CliRunner
 from chronosq.cli import app
 
 runner = CliRunner()
-
-
-def cli(root, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "chronosq", *args, "--root", str(root)],
-                          capture_output=True, text=True, timeout=60)
 
 
 def invoke(root, *args: str):

@@ -15,6 +15,7 @@ from conftest import (
     TESTS,
     FAST_SETTINGS,
     assignments,
+    cli,
     drop_event,
     finished,
     log_events,
@@ -211,6 +212,13 @@ def test_failing_policies_leave_jobs_pending(root, procs):
     assert "policy 'slow' took longer than 0.5s" in failures["slow"]["error"]
     assert all(e["child"] != "scheduler" for e in log_events(root)
                if e["event"] == "child.exited")
+    status = json.loads(cli(root, "status", "--json").stdout)
+    assert sorted(status["policy_errors"]) == ["broken", "sluggish", "strange"]
+    assert status["policy_errors"]["broken"]["policy"] == "raising"
+    broken_job = next(n for n in pending if n.startswith("broken"))[: -len(".json")]
+    explained = cli(root, "explain", broken_job).stdout
+    assert "policy 'raising' of type 'broken' failed" in explained
+    assert "this policy is broken" in explained
 
 
 def test_plugin_loaded_from_file_path(root, procs):

@@ -10,6 +10,7 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console, Group
 from rich.live import Live
+from rich.markup import escape
 from rich.table import Table
 
 from chronosq import config as config_module
@@ -98,7 +99,15 @@ def watch_view(data: dict[str, Any], rates: dict[str, float]) -> Group:
                         children]
     if data["ingest"].get("paused"):
         parts.insert(1, f"[red]ingest paused:[/red] {data['ingest']['reason']}")
+    parts[1:1] = policy_error_lines(data)
     return Group(*parts)
+
+
+def policy_error_lines(data: dict[str, Any]) -> list[str]:
+    """Return a red line for each type whose policy failed on its last call."""
+    return [f"[red]policy {escape(str(e.get('policy')))} of type {escape(job_type)} failed "
+            f"at {e.get('at')}, its jobs wait:[/red] {escape(str(e.get('error')))}"
+            for job_type, e in sorted(data.get("policy_errors", {}).items())]
 
 
 def watch(found: Any, config: Any, interval: float) -> None:
@@ -163,6 +172,8 @@ def status(
     if reload and not reload.get("ok"):
         console.print(f"[red]last reload failed at {reload['at']}, running on the previous "
                       f"configuration:[/red] {reload['error']}")
+    for line in policy_error_lines(data):
+        console.print(line)
     if data["retry_waiting"]:
         console.print(f"pending jobs waiting for their retry time: {data['retry_waiting']}")
     console.print(workers_table(data))
