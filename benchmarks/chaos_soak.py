@@ -263,11 +263,12 @@ def run_soak(workdir: Path, jobs: int, workers: int, kill_every: tuple[float, fl
 
 def main() -> int:
     parser = argparse.ArgumentParser(description="SIGKILL ChronosQ processes while jobs flow.")
-    parser.add_argument("--jobs", type=int, default=10_000)
-    parser.add_argument("--workers", type=int, default=4)
+    parser.add_argument("--jobs", type=int, default=10_000, help="events to submit (default: 10000)")
+    parser.add_argument("--workers", type=int, default=4, help="worker processes (default: 4)")
     parser.add_argument("--kill-min", type=float, default=0.2, help="seconds, at least")
     parser.add_argument("--kill-max", type=float, default=2.0, help="seconds, at most")
-    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--seed", type=int, default=1,
+                        help="seed of the random choice of victims and intervals (default: 1)")
     parser.add_argument("--limit", type=float, default=1800.0,
                         help="seconds of killing before the run drains without kills")
     parser.add_argument("--drip", type=float, default=120.0,

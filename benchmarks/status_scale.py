@@ -42,7 +42,8 @@ def timed_status(root: Path) -> tuple[float, dict]:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--jobs", type=int, default=100_000)
+    parser.add_argument("--jobs", type=int, default=100_000,
+                        help="jobs to lay out, half finished and half pending (default: 100000)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="chronosq-status-") as workdir:
         root = Path(workdir) / "root"

@@ -122,7 +122,10 @@ def measure_filesystem(base: Path, files: int, processes: int) -> dict[str, Any]
     # end, so starting the pool is not counted.
     per_process = max(1, files // processes)
     jobs = [(str(base / f"parallel-{n}"), per_process, payload) for n in range(processes)]
-    with multiprocessing.get_context("fork").Pool(processes) as pool:
+    # The pool's processes are forked with this script's SIGTERM handler, which
+    # would print a traceback when the pool terminates them.
+    with multiprocessing.get_context("fork").Pool(processes, initializer=signal.signal,
+                                                  initargs=(signal.SIGTERM, signal.SIG_DFL)) as pool:
         spans = pool.map(_fsync_loop_args, jobs)
     parallel_seconds = max(end for _, end in spans) - min(start for start, _ in spans)
     return {

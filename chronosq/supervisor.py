@@ -364,6 +364,7 @@ class Supervisor:
             if child.process is not None and child.process.poll() is None:
                 child.process.send_signal(signal.SIGHUP)
         logs.log_event(logger, logging.INFO, "config.reloaded")
+        say(f"reloaded {self.root.config_path}")
         self.write_reload_record(None)
         self.notifier.ready()
 
