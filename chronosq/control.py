@@ -33,6 +33,7 @@ from chronosq.layout import (
 )
 from chronosq.lifecycle import HOST, Lifecycle, State, job_fields, parse_time, utc_now
 from chronosq.registry import queue_dirs, read_record, read_records, worker_alive
+from chronosq.status import supervisor
 
 logger = logging.getLogger(__name__)
 
@@ -99,9 +100,21 @@ class Control:
     def find(self, job_id: str) -> Location:
         found = locate(self.root, job_id)
         if found is None:
+            waiting = self.waiting_event(job_id)
+            if waiting is not None:
+                raise JobStateError(f"{waiting}; act on it once it is a job")
             raise JobStateError(f"job {job_id!r} not found in {self.root.path}; "
                                 "check the id with 'chronosq jobs list'")
         return found
+
+    def waiting_event(self, job_id: str) -> str | None:
+        """Describe a submitted event that ingest has not accepted yet, if there is one."""
+        if not (self.root.input / f"{job_id}.json").exists():
+            return None
+        if supervisor(self.root)["alive"]:
+            return f"job {job_id!r} is an event in input/ that ingest has not accepted yet"
+        return (f"job {job_id!r} is an event in input/ waiting for ingest, and no "
+                "supervisor runs on this root: start 'chronosq supervise'")
 
     def wrong_state(self, job_id: str, where: Location, action: str, valid: str) -> JobStateError:
         place = where.state.value + (f" on worker {where.worker_id}" if where.worker_id else "")
@@ -280,6 +293,9 @@ class Control:
 
     def explain(self, job_id: str) -> str:
         """Return one paragraph saying where the job is and why."""
+        waiting = self.waiting_event(job_id) if locate(self.root, job_id) is None else None
+        if waiting is not None:
+            return waiting[0].upper() + waiting[1:] + "."
         where = self.find(job_id)
         record = self.lifecycle.read_state(job_id) or {}
         last = (record.get("history") or [{}])[-1]

@@ -23,6 +23,7 @@ from chronosq.layout import (
     Root,
     job_id_of,
 )
+from chronosq.ingest import is_ignored
 from chronosq.lifecycle import State, parse_time
 from chronosq.registry import (
     heartbeat_age,
@@ -150,7 +151,9 @@ def job_counts(root: Root) -> dict[str, Any]:
                 _count(by_type, job_type, State.PROCESSING)
     index.save()
     totals = {s.value: sum(t[s.value] for t in by_type.values()) for s in State}
-    return {"jobs": totals, "types": by_type, "rejected_events": rejected,
+    incoming = sum(1 for name in fileops.listdir(root.input) if not is_ignored(name))
+    return {"jobs": totals, "types": by_type, "incoming_events": incoming,
+            "rejected_events": rejected,
             "retry_waiting": retry_waiting,
             "oldest_pending_age_seconds": {t: round(a, 3) for t, a in sorted(oldest.items())},
             "backlog_by_age": {"bucket_minutes": [*AGE_BUCKETS[:-1], None],

@@ -275,3 +275,18 @@ def test_worker_counts_follow_jobs_seen_pending(root, procs):
 
     assert status["finished_by_worker"]["w1"] == {"done": 3, "failed": 0}
     assert [w["done"] for w in status["workers"] if w["worker_id"] == "w1"] == [3]
+
+
+def test_explain_event_not_yet_ingested(root):
+    job_id = cli(root, "submit", "t").stdout.strip()
+
+    explained = cli(root, "explain", job_id)
+    held = cli(root, "jobs", "hold", job_id)
+    status = json.loads(cli(root, "status", "--json").stdout)
+
+    assert explained.returncode == 0
+    assert "is an event in input/ waiting for ingest" in explained.stdout
+    assert "start 'chronosq supervise'" in explained.stdout
+    assert held.returncode == 1
+    assert "act on it once it is a job" in held.stderr
+    assert status["incoming_events"] == 1

@@ -164,6 +164,8 @@ def status(
     # Ids and types stay whole when the output is not a terminal.
     console = Console(width=None if sys.stdout.isatty() else 160)
     console.print(jobs_table(data))
+    if data["incoming_events"]:
+        console.print(f"events in input/ waiting for ingest: {data['incoming_events']}")
     if data["rejected_events"]:
         console.print(f"rejected events in error/: {data['rejected_events']}")
     if data["ingest"].get("paused"):
