@@ -164,15 +164,43 @@ class Control:
         return State.PENDING
 
     def retry(self, job_id: str) -> State:
-        """Send a failed, quarantined or canceled job back to pending with fresh attempts."""
+        """Send a failed, quarantined or canceled job back to pending with fresh
+        attempts, or let a pending job waiting for its retry time run now."""
         where = self.find(job_id)
+        if where.state is State.PENDING and self.waits_for_retry(where.path):
+            return self.retry_now(job_id, where)
         if where.state not in (State.FAILED, State.QUARANTINED, State.CANCELED):
-            raise self.wrong_state(job_id, where, "retry", "failed, quarantined or canceled")
+            raise self.wrong_state(job_id, where, "retry", "failed, quarantined, canceled "
+                                   "or waiting-to-retry")
         job = self.move(job_id, where, self.root.jobs / f"{job_id}.json")
         clean = job_fields(job)
         fileops.write_json(self.root.jobs / f"{job_id}.json", clean,
                            durable=self.lifecycle.durable)
         self.record(clean, "retried", State.PENDING, attempts=0, crashes=0)
+        return State.PENDING
+
+    def waits_for_retry(self, path: Path) -> bool:
+        retry_at = fileops.read_json(path).get("retry_at")
+        return isinstance(retry_at, str) and parse_time(retry_at) > time.time()
+
+    def retry_now(self, job_id: str, where: Location) -> State:
+        """Clear a pending job's retry time so the scheduler assigns it now.
+
+        The job passes through hold/ while its file is rewritten, so the
+        scheduler never assigns a copy that is about to be replaced. Its record
+        says held meanwhile, so the scheduler waits for the record to show the
+        job pending again before it writes the record itself. A command killed
+        in between leaves the job held, for `jobs release`.
+        """
+        parked = self.root.hold / f"{job_id}.json"
+        job = self.move(job_id, where, parked)
+        self.record(job_fields(job), "held", State.HELD)
+        job.pop("retry_at", None)
+        fileops.write_json(parked, job, durable=self.lifecycle.durable)
+        if not self.lifecycle.move(parked, self.root.jobs / f"{job_id}.json"):
+            raise JobStateError(f"job {job_id!r} left hold/ while its retry time was "
+                                "cleared; check it with 'chronosq jobs show'")
+        self.record(job_fields(job), "retried", State.PENDING, retry_at=None)
         return State.PENDING
 
     def cancel(self, job_id: str, grace_seconds: float) -> State:

@@ -99,7 +99,9 @@ class Scheduler(Service):
                 continue  # a temporary file, renamed into place later
             if folder == self.root.jobs:
                 job_id = job_id_of(name, ASSIGNED)
-                if job_id is not None and job_id not in self.jobs:
+                if job_id is not None:
+                    # A known job arrives again when an operator clears its
+                    # retry time. The stale heap entry is skipped once assigned.
                     self.load_job(job_id)
             elif folder == self.root.workers:
                 self.workers_changed = True

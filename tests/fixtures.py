@@ -47,3 +47,9 @@ def busy_loop(job: dict[str, Any]) -> dict[str, Any]:
 
 def exits(job: dict[str, Any]) -> None:
     raise SystemExit(3)
+
+
+def fail_first(job: dict[str, Any]) -> dict[str, Any]:
+    if job["attempt"] == 1:
+        raise RuntimeError("first attempt fails")
+    return {"attempt": job["attempt"]}

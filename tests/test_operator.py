@@ -290,3 +290,24 @@ def test_explain_event_not_yet_ingested(root):
     assert held.returncode == 1
     assert "act on it once it is a job" in held.stderr
     assert status["incoming_events"] == 1
+
+
+def test_retry_runs_waiting_job_now(root, procs):
+    write_config(root, {"defaults": {"retry_backoff_seconds": 300.0,
+                                     "retry_backoff_max_seconds": 300.0}})
+    procs.supervisor()
+    procs.worker("w1", "t", handler="fixtures:fail_first")
+    drop_event(root, "r.json", {"type": "t", "payload": {}, "job_id": "later"})
+    wait_for(lambda: (root / "jobs" / "later.json").exists()
+             and "retry_at" in json.loads((root / "jobs" / "later.json").read_text())
+             and state_of(root, "later") == "pending", 30, "the job waiting to retry")
+
+    result = cli(root, "jobs", "retry", "later", "--reason", "fixed upstream")
+
+    assert result.returncode == 0, result.stderr
+    wait_for(lambda: finished(root, "output", 1), 30, "the job in output/")
+    state = read_state(root, "later")
+    assert state["attempts"] == 2
+    retried = [e for e in state["history"] if e["event"] == "retried"]
+    assert retried[0]["reason"] == "fixed upstream"
+    assert "retry_at" not in json.loads((root / "output" / "later.json").read_text())

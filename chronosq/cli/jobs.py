@@ -127,7 +127,8 @@ def release(job_id: JobIdArgument, reason: ReasonOption = None,
 @jobs_app.command("retry")
 @handle_errors
 def retry(job_id: JobIdArgument, reason: ReasonOption = None, root: RootOption = None) -> None:
-    """Run a failed, quarantined or canceled job again, with its attempts reset."""
+    """Run a failed, quarantined or canceled job again, with its attempts reset, or
+    run a job waiting for its retry time now."""
     act("retry", job_id, reason, root)
 
 
