@@ -93,10 +93,15 @@ def restart_samples(data: Mapping[str, Any]) -> list[Sample]:
 
 
 def worker_samples(data: Mapping[str, Any]) -> list[Sample]:
-    """Return the number of live and of dead registered workers."""
-    workers = data.get("workers", [])
+    """Return the number of live and of dead registered worker processes."""
+    workers = [worker for worker in data.get("workers", []) if not worker.get("person")]
     alive = sum(1 for worker in workers if worker.get("alive"))
     return [({"alive": "true"}, alive), ({"alive": "false"}, len(workers) - alive)]
+
+
+def people_samples(data: Mapping[str, Any]) -> list[Sample]:
+    """Return the number of people registered by `chronosq take`."""
+    return [({}, sum(1 for worker in data.get("workers", []) if worker.get("person")))]
 
 
 def counter_lines(counters: Mapping[str, int]) -> list[str]:
@@ -120,8 +125,11 @@ def render(data: Mapping[str, Any], counters: Mapping[str, int]) -> str:
                           "Restarts of each supervisor child since the supervisor started.",
                           restart_samples(data))
     lines += metric_lines("chronosq_workers", "gauge",
-                          "Registered workers, by whether their process is alive.",
+                          "Registered worker processes, by whether the process is alive.",
                           worker_samples(data))
+    lines += metric_lines("chronosq_people", "gauge",
+                          "People registered as workers by chronosq take.",
+                          people_samples(data))
     return "\n".join(lines) + "\n"
 
 

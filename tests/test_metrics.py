@@ -146,6 +146,7 @@ def test_metrics_every_metric_has_help_and_type() -> None:
         "chronosq_recoveries_total": "counter",
         "chronosq_child_restarts_total": "counter",
         "chronosq_workers": "gauge",
+        "chronosq_people": "gauge",
     }
     assert {name: metric.kind for name, metric in parsed.items()} == expected
     for name, metric in parsed.items():
@@ -194,6 +195,17 @@ def test_metrics_child_restarts_and_workers() -> None:
         (("alive", "true"),): 2,
         (("alive", "false"),): 1,
     }
+    assert parsed["chronosq_people"].samples == {(): 0}
+
+
+def test_metrics_people_counted_apart() -> None:
+    data = status_data()
+    data["workers"].append({"worker_id": "alice", "alive": True, "person": True})
+
+    parsed = parse_exposition(metrics.render(data, COUNTERS))
+
+    assert parsed["chronosq_workers"].samples[(("alive", "true"),)] == 2
+    assert parsed["chronosq_people"].samples == {(): 1}
 
 
 def test_metrics_missing_parts_have_no_samples() -> None:
