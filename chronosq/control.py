@@ -248,6 +248,10 @@ class Control:
         validate_worker_id(worker_id)
         if job_type is not None:
             validate_type(job_type)
+        existing = read_record(self.root.worker_path(worker_id))
+        if existing is not None and not existing.get("person"):
+            raise JobStateError(f"worker id {worker_id!r} belongs to a worker process; "
+                                "choose another --worker-id")
         for _, job_id, job in self.pending_in_order(job_type):
             self.register_person(worker_id, sorted({job["type"], *([job_type] if job_type else [])}))
             record = self.lifecycle.read_state(job_id)

@@ -162,6 +162,11 @@ class Worker:
         if self.lock_fd < 0:
             self.lock_id()
         existing = read_record(self.root.worker_path(self.worker_id))
+        if existing is not None and existing.get("person"):
+            raise WorkerError(
+                f"worker id {self.worker_id!r} belongs to a person who takes jobs with "
+                "'chronosq take'; choose another --worker-id"
+            )
         if existing is not None and existing.get("host") == HOST and existing["pid"] != self.pid:
             if pid_alive(int(existing["pid"]), float(existing["pid_started_at"])):
                 raise WorkerError(

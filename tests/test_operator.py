@@ -311,3 +311,20 @@ def test_retry_runs_waiting_job_now(root, procs):
     retried = [e for e in state["history"] if e["event"] == "retried"]
     assert retried[0]["reason"] == "fixed upstream"
     assert "retry_at" not in json.loads((root / "output" / "later.json").read_text())
+
+
+def test_person_and_process_ids_kept_apart(root, procs):
+    procs.supervisor()
+    procs.worker("bot", "t")
+    drop_event(root, "r.json", {"type": "review", "payload": {}, "job_id": "r"})
+    wait_for(lambda: state_of(root, "r") == "pending", 30, "the review pending")
+    assert cli(root, "take", "--worker-id", "alice", "--type", "review").returncode == 0
+
+    process = cli(root, "worker", "--worker-id", "alice", "--type", "t", "--handler",
+                  "json:dumps")
+    person = cli(root, "take", "--worker-id", "bot")
+
+    assert process.returncode == 1
+    assert "belongs to a person" in process.stderr
+    assert person.returncode == 1
+    assert "belongs to a worker process" in person.stderr
