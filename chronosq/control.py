@@ -413,10 +413,20 @@ class Control:
         if len(full) == len(live):
             return (f"{job_id} is pending: every live worker of type {job_type!r} is full "
                     f"({', '.join(sorted(full))}).")
-        policy = self.config.for_type(job_type).policy
+        settings = self.config.for_type(job_type)
+        policy = settings.policy
         if policy == "rule_based":
-            return (f"{job_id} is pending: type {job_type!r} uses rule_based and the matching "
-                    "rule's workers are dead, full or absent; 'chronosq policy simulate "
-                    f"--type {job_type}' shows the choice.")
+            from chronosq_plugins.rule_based import matches, rule_workers
+
+            rules = settings.options.get("rules", [])
+            index, rule = next(((i, r) for i, r in enumerate(rules, start=1)
+                                if matches(job, r.get("match", {}))), (0, None))
+            if rule is not None:
+                waiting_for = rule_workers(rule)
+                away = [w for w in waiting_for if w not in live]
+                why = (f"{', '.join(away)} {'is not a live worker' if len(away) == 1 else 'are not live workers'} "
+                       "of this type" if away else "they are full")
+                return (f"{job_id} is pending: rule {index} of type {job_type!r} sends it to "
+                        f"{', '.join(waiting_for)}, and {why}.")
         return (f"{job_id} is pending and next in line for a worker of type {job_type!r} "
                 f"under {policy}; if it stays, check that the scheduler runs.")

@@ -174,9 +174,19 @@ def test_person_claim_expires_and_is_fenced(root, procs):
 
 
 def test_explain_names_the_cause(root, procs):
+    write_config(root, {"types": {"routed": {"policy": "rule_based", "rules": [
+        {"match": {"payload.customer_id": "acme"}, "worker": "acme_1"}]}}})
     procs.supervisor()
+    procs.worker("w1", "routed")
     drop_event(root, "e.json", {"type": "lonely", "payload": {}, "job_id": "e"})
+    drop_event(root, "a.json", {"type": "routed", "payload": {"customer_id": "acme"},
+                                "job_id": "a"})
     wait_for(lambda: state_of(root, "e") == "pending", 30, "e pending")
+    wait_for(lambda: state_of(root, "a") == "pending", 30, "a pending")
+
+    routed = cli(root, "explain", "a").stdout
+    assert "rule 1 of type 'routed' sends it to acme_1" in routed
+    assert "acme_1 is not a live worker of this type" in routed
 
     assert "no worker serves type 'lonely'" in cli(root, "explain", "e").stdout
     cli(root, "jobs", "hold", "e", "--reason", "audit")
