@@ -38,6 +38,11 @@ BATCH_SIZE = 64
 TEMP_SUFFIX = ".tmp"
 
 
+# Errors opening one event that concern that file alone, not the disk.
+UNREADABLE_ERRNOS = (errno.EACCES, errno.EPERM, errno.ENAMETOOLONG, errno.EOVERFLOW,
+                     errno.ETXTBSY)
+
+
 def is_ignored(name: str) -> bool:
     """True for names a producer is still writing: hidden or ending in .tmp."""
     return name.startswith(".") or name.endswith(TEMP_SUFFIX)
@@ -187,8 +192,14 @@ class Ingest(Service):
                 raise InvalidEventError(
                     f"event is over ingest.max_event_bytes={limit} bytes") from None
             except OSError as exc:
-                if exc.errno in (errno.ELOOP, errno.ENXIO, errno.EISDIR):
+                if exc.errno in (errno.ELOOP, errno.ENXIO, errno.EISDIR, errno.ENODEV):
                     raise InvalidEventError("not a regular file") from None
+                if exc.errno in UNREADABLE_ERRNOS:
+                    # This one file cannot be read, unlike a failing disk, so it
+                    # must not hold back the events behind it.
+                    raise InvalidEventError(
+                        f"cannot be read: {exc.strerror}; give the file to the user "
+                        "running chronosq, or make it readable, and drop it again") from None
                 raise
             mtime_ns = os.stat(path, follow_symlinks=False).st_mtime_ns
             job = parse_event(name, data, mtime_ns, utc_now())

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import json
 import os
+import stat
 import subprocess
 import sys
+
+import pytest
 
 from conftest import drop_event, finished, log_events, names, read_state, status_json, wait_for
 
@@ -174,3 +177,22 @@ def test_api_worker_logs_handler_exit(root, procs):
     assert len(raised) == 3
     assert all("SystemExit: 3" in e["traceback"] for e in raised)
     assert read_state(root, "quits")["last_error"] == "handler raised SystemExit(3)"
+
+
+def test_device_node_event_set_aside(root, procs):
+    device = root / "input" / "dev.json"
+    try:
+        os.mknod(device, 0o600 | stat.S_IFCHR, os.makedev(10, 250))
+    except PermissionError:
+        pytest.skip("creating a device node needs root")
+    procs.supervisor()
+    procs.worker("w1", "t")
+    drop_event(root, "after.json", {"type": "t", "payload": {}, "job_id": "after"})
+
+    wait_for(lambda: finished(root, "output", 1), 30, "the event after it to finish")
+    wait_for(lambda: (root / "error" / "dev.json.rejected.reason").exists(), 30,
+             "the device node set aside")
+
+    reason = json.loads((root / "error" / "dev.json.rejected.reason").read_text())
+    assert reason["reason"] == "not a regular file"
+    assert os.listdir(root / "input") == []
