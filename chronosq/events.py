@@ -30,11 +30,27 @@ def _created_at(value: Any) -> str:
     return moment.isoformat(timespec="microseconds").replace("+00:00", "Z")
 
 
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """Build a JSON object, rejecting a key given twice rather than keeping the last."""
+    found: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in found:
+            raise InvalidEventError(f"invalid JSON: key {key!r} appears twice in one object; "
+                                    "keep one")
+        found[key] = value
+    return found
+
+
+def _no_constant(name: str) -> Any:
+    raise InvalidEventError(f"invalid JSON: {name} is not a JSON number; use null or a string")
+
+
 def _decode(data: bytes) -> dict[str, Any]:
     if not data.strip():
         raise InvalidEventError("empty event file")
     try:
-        event = json.loads(data.decode("utf-8"))
+        event = json.loads(data.decode("utf-8"), object_pairs_hook=_unique_keys,
+                           parse_constant=_no_constant)
     except UnicodeDecodeError as exc:
         raise InvalidEventError(f"event is not UTF-8: {exc.reason} at byte {exc.start}")
     except json.JSONDecodeError as exc:

@@ -42,21 +42,25 @@ PROCESSING = ".json.processing"
 SUCCESS = ".json.success"
 FAILURE = ".json.failure"
 REJECTED = ".rejected"
+# quarantine/<job_id>.evidence.json holds the evidence of a quarantined job, so
+# no job id may end in it.
+EVIDENCE = ".evidence"
 
 
 def validate_job_id(value: object) -> str:
     """Return `value` when it is a safe job id; raise InvalidNameError otherwise."""
-    if not isinstance(value, str) or not _ID_RE.match(value) or ".." in value:
+    if (not isinstance(value, str) or not _ID_RE.fullmatch(value) or ".." in value
+            or value.endswith(EVIDENCE)):
         raise InvalidNameError(
             f"invalid job_id {value!r}: use 1-128 letters, digits, '_', '-' or '.', "
-            "not starting with '.' and without '..'"
+            f"not starting with '.', without '..' and not ending in '{EVIDENCE}'"
         )
     return value
 
 
 def validate_type(value: object) -> str:
     """Return `value` when it is a safe job type; raise InvalidNameError otherwise."""
-    if not isinstance(value, str) or not _TYPE_RE.match(value):
+    if not isinstance(value, str) or not _TYPE_RE.fullmatch(value):
         raise InvalidNameError(
             f"invalid type {value!r}: use 1-64 letters, digits, '_' or '-', "
             "not starting with '-'"
@@ -66,7 +70,7 @@ def validate_type(value: object) -> str:
 
 def validate_worker_id(value: object) -> str:
     """Return `value` when it is a safe worker id; raise InvalidNameError otherwise."""
-    if not isinstance(value, str) or not _TYPE_RE.match(value):
+    if not isinstance(value, str) or not _TYPE_RE.fullmatch(value):
         raise InvalidNameError(
             f"invalid worker id {value!r}: use 1-64 letters, digits, '_' or '-', "
             "not starting with '-'"

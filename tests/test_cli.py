@@ -71,6 +71,8 @@ def test_submit_rejects_bad_input(tmp_path):
         (["submit", "email", "--priority", "urgent"], "invalid priority 'urgent'"),
         (["submit", "../x"], "invalid type '../x'"),
         (["submit", "email", "--job-id", "../x"], "invalid job_id '../x'"),
+        (["submit", "email", "--job-id", ""], "invalid job_id ''"),
+        (["submit", "email\n"], "invalid type 'email\\n'"),
         (["submit", "email", "--meta", "[1]"], "invalid meta: expected a JSON object"),
         (["submit", "email", "--meta", "{x"], "invalid --meta '{x'"),
     ]

@@ -65,6 +65,13 @@ def test_created_at_normalised():
         (b'{"type": "t", "payload": {}, "created_at": true}', "invalid created_at True"),
         (b'{"type": "t", "payload": {}, "meta": []}', "invalid meta"),
         (b'{"type": "t", "payload": {}, "result": 1}', "unknown field 'result'"),
+        (b'{"type": "t", "payload": {}, "job_id": "evil\\n"}', "invalid job_id 'evil\\n'"),
+        (b'{"type": "t\\n", "payload": {}}', "invalid type 't\\n'"),
+        (b'{"type": "t", "payload": {}, "job_id": "v.evidence"}', "not ending in '.evidence'"),
+        (b'{"type": "t", "payload": {}, "job_id": ""}', "invalid job_id ''"),
+        (b'{"type": "a", "type": "b", "payload": {}}', "key 'type' appears twice"),
+        (b'{"type": "t", "payload": {"x": NaN}}', "NaN is not a JSON number"),
+        (b'{"type": "t", "payload": {"x": -Infinity}}', "-Infinity is not a JSON number"),
     ],
 )
 def test_invalid_events_rejected(data, reason):

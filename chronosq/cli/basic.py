@@ -60,7 +60,7 @@ def submit(
             f"invalid --payload {payload!r}: {exc.msg}; pass a JSON object such as '{{}}'"
         ) from None
     event = {
-        "job_id": job_id or new_job_id(),
+        "job_id": job_id if job_id is not None else new_job_id(),
         "type": job_type,
         "payload": decoded,
         "priority": priority,
