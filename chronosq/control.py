@@ -31,7 +31,15 @@ from chronosq.layout import (
     validate_type,
     validate_worker_id,
 )
-from chronosq.lifecycle import HOST, Lifecycle, State, job_fields, parse_time, utc_now
+from chronosq.lifecycle import (
+    HOST,
+    STATE_LAG_SECONDS,
+    Lifecycle,
+    State,
+    job_fields,
+    parse_time,
+    utc_now,
+)
 from chronosq.registry import queue_dirs, read_record, read_records, worker_alive
 from chronosq.status import supervisor
 
@@ -127,7 +135,18 @@ class Control:
                                          operator=self.by, reason=self.reason, **details)
 
     def move(self, job_id: str, where: Location, dst: Path) -> dict[str, Any]:
-        """Rename the job to `dst` and return its contents; fail if it moved first."""
+        """Rename the job to `dst` and return its contents; fail if it moved first.
+
+        The process that moved the job into its place writes the state record
+        just after, so this waits for that record first. Moving the job before
+        would let that late write replace the operator's record.
+        """
+        deadline = time.monotonic() + STATE_LAG_SECONDS + 1.0
+        while self.lifecycle.state_lags(where.path, self.lifecycle.read_state(job_id),
+                                        where.state, where.worker_id):
+            if time.monotonic() > deadline or not where.path.exists():
+                break
+            time.sleep(0.01)
         job = fileops.read_json(where.path)
         if not self.lifecycle.move(where.path, dst):
             now = locate(self.root, job_id)
@@ -305,6 +324,9 @@ class Control:
             raise problem
         record = self.lifecycle.read_state(job_id) or {}
         job = fileops.read_json(where.path)
+        if record.get("state") != State.PROCESSING.value or \
+                record.get("worker_id") != where.worker_id:
+            record = self.record_late_claim(job, where, record)
         outcome = dict(job_fields(job), attempt=record.get("attempts"),
                        worker_id=where.worker_id, finished_at=utc_now(), operator=self.by)
         suffix = SUCCESS if error is None else FAILURE
@@ -320,6 +342,21 @@ class Control:
         logs.log_event(logger, logging.INFO, "job.finished" if error is None else "job.errored",
                        job_id=job_id, worker_id=where.worker_id, operator=self.by, error=error)
         return record
+
+    def record_late_claim(self, job: dict[str, Any], where: Location,
+                          record: dict[str, Any]) -> dict[str, Any]:
+        """Record a person's claim whose `take` stopped between its rename and its
+        state write, so recovery accepts the outcome; return the record before."""
+        if self.lifecycle.state_lags(where.path, record or None, State.PROCESSING,
+                                     where.worker_id):
+            raise JobStateError(f"the claim of job {job['job_id']!r} is still being "
+                                "recorded; run the command again in a few seconds")
+        attempt = int(record.get("attempts", 0)) + 1
+        self.lifecycle.transition(job, "claimed", State.PROCESSING, record=record or None,
+                                  worker_id=where.worker_id, attempts=attempt,
+                                  attempt=attempt, operator=self.by,
+                                  reason="claim recorded late: take stopped before it")
+        return self.lifecycle.read_state(job["job_id"]) or {}
 
     # -- explanation -------------------------------------------------------------
 

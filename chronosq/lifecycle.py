@@ -368,7 +368,8 @@ class Lifecycle:
         limit = STATE_LAG_SECONDS if record is not None else MISSING_STATE_SECONDS
         if time.time() - moved_at < limit:
             return True
-        if record is not None and record.get("state") in {s.value for s in FINAL_STATES}:
+        final = self.final_path(record) if record is not None else None
+        if final is not None and final.exists():
             # The job already ended; this file is a copy that must not run again.
             set_aside_corrupt(self.root, path, f"copy of a job that is already "
                               f"{record.get('state')}", self.durable)
@@ -378,6 +379,17 @@ class Lifecycle:
             expected=state.value, found=(record or {}).get("state"), worker_id=worker_id,
         )
         return False
+
+    def final_path(self, record: dict[str, Any]) -> Path | None:
+        """Return where a record in a final state places its job, or None.
+
+        An operator's retry that stopped after its rename leaves the only copy
+        of a failed job in jobs/, so only a job also found there is a copy.
+        """
+        folder = {State.SUCCEEDED.value: self.root.output, State.FAILED.value: self.root.error,
+                  State.QUARANTINED.value: self.root.quarantine,
+                  State.CANCELED.value: self.root.canceled}.get(str(record.get("state")))
+        return None if folder is None else folder / f"{record.get('job_id')}.json"
 
     def assign_batch(
         self, choices: list[tuple[dict[str, Any], str, dict[str, Any] | None]]
@@ -389,7 +401,7 @@ class Lifecycle:
         record never claims a move that a power cut could undo.
         """
         moved = []
-        folders = {self.root.jobs}
+        queues: set[Path] = set()
         for job, worker_id, record in choices:
             queue = self.root.queue_dir(job["type"], worker_id)
             queue.mkdir(parents=True, exist_ok=True)
@@ -399,12 +411,13 @@ class Lifecycle:
                                sync_dir=False)
             except FileNotFoundError:
                 continue
-            folders.add(queue)
+            queues.add(queue)
             moved.append((job, worker_id, record))
         error: OSError | None = None
         if self.durable and moved:
             try:
-                for folder in sorted(folders):
+                # The queues first, so a power cut never loses a job from both places.
+                for folder in [*sorted(queues), self.root.jobs]:
                     fileops.fsync_dir(folder)
             except OSError as exc:
                 error = fileops.NotDurableError(exc.errno, exc.strerror, exc.filename)
@@ -569,21 +582,23 @@ class Lifecycle:
         record read when it was checked.
         """
         moved = []
-        folders = {self.root.output}
+        sources: set[Path] = set()
         for src, outcome, record in batch:
             dst = self.root.output / f"{outcome['job_id']}.json"
             try:
                 fileops.rename(src, dst, durable=self.durable, sync_dir=False)
             except FileNotFoundError:
                 continue
-            folders.add(src.parent)
+            sources.add(src.parent)
             moved.append((src, outcome, record, dst))
         if not moved:
             return []
         error: OSError | None = None
         if self.durable:
             try:
-                for folder in sorted(folders):
+                # The new entries first: a power cut between the two fsyncs
+                # must leave a job in both places, never in neither.
+                for folder in [self.root.output, *sorted(sources)]:
                     fileops.fsync_dir(folder)
             except OSError as exc:
                 error = fileops.NotDurableError(exc.errno, exc.strerror, exc.filename)

@@ -36,9 +36,9 @@ from chronosq.worker import Worker
 # Operations each transition makes. A change here means a transition gained or
 # lost a file operation: check that the sweep covers it, then update the count.
 EXPECTED_OPERATIONS = {
-    "submit": 4,
+    "submit": 6,
     "ingest": 15,
-    "assign": 19,
+    "assign": 21,
     "claim_and_succeed": 13,
     "claim_and_fail": 13,
     "heartbeat": 4,
@@ -47,8 +47,8 @@ EXPECTED_OPERATIONS = {
     "fail_for_good": 39,
     "requeue_dead_worker": 32,
     "quarantine": 37,
-    "hold": 9,
-    "release": 9,
+    "hold": 10,
+    "release": 10,
 }
 
 

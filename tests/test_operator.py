@@ -5,6 +5,7 @@ from __future__ import annotations
 import getpass
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -338,3 +339,47 @@ def test_person_and_process_ids_kept_apart(root, procs):
     assert "belongs to a person" in process.stderr
     assert person.returncode == 1
     assert "belongs to a worker process" in person.stderr
+
+
+def cli_crashing(root, marker, spec: str, *args: str) -> subprocess.CompletedProcess[str]:
+    """Run a command that SIGKILLs itself at the file operation `spec` names."""
+    env = dict(os.environ, CHRONOSQ_CRASH_AT=f"{spec}:{marker}")
+    return subprocess.run([sys.executable, "-m", "chronosq", *args, "--root", str(root)],
+                          capture_output=True, text=True, timeout=60, env=env)
+
+
+def test_done_after_take_killed_mid_claim(root, procs, tmp_path):
+    procs.supervisor()
+    drop_event(root, "r.json", {"type": "review", "payload": {}, "job_id": "rv"})
+    wait_for(lambda: state_of(root, "rv") == "pending", 30, "the review pending")
+
+    taken = cli_crashing(root, tmp_path / "crashed", "write:/state/", "take",
+                         "--worker-id", "alice")
+    assert taken.returncode == -9
+    wait_for(lambda: cli(root, "done", "rv").returncode == 0, 20, "done to be accepted")
+
+    wait_for(lambda: finished(root, "output", 1), 30, "the review in output/")
+    state = read_state(root, "rv")
+    assert state["attempts"] == 1
+    claimed = [e for e in state["history"] if e["event"] == "claimed"]
+    assert claimed[0]["worker_id"] == "alice"
+    assert "claim recorded late" in claimed[0]["reason"]
+
+
+def test_retry_killed_after_its_move_still_runs(root, procs, tmp_path):
+    procs.supervisor()
+    failing = procs.worker("w1", "t", handler="fixtures:always_fail")
+    drop_event(root, "f.json", {"type": "t", "payload": {}, "job_id": "again"})
+    wait_for(lambda: finished(root, "error", 1), 30, "the job in error/")
+    failing.send_signal(signal.SIGTERM)
+    assert failing.wait(timeout=20) == 0
+
+    retried = cli_crashing(root, tmp_path / "crashed", "write:/state/", "jobs", "retry",
+                           "again")
+    assert retried.returncode == -9
+    assert (root / "jobs" / "again.json").exists()
+    procs.worker("w2", "t")
+
+    wait_for(lambda: finished(root, "output", 1), 30, "the retried job in output/")
+    assert list((root / "quarantine").iterdir()) == []
+    assert read_state(root, "again")["worker_id"] == "w2"
