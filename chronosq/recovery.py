@@ -18,6 +18,7 @@ from chronosq.layout import ASSIGNED, FAILURE, PROCESSING, SUCCESS, job_id_of
 from chronosq.lifecycle import State, set_aside_corrupt, utc_now
 from chronosq.registry import (
     WorkerRecord,
+    death_evidence,
     queue_dirs,
     read_record,
     read_records,
@@ -271,16 +272,7 @@ class Recovery(Service):
             reason = f"worker {worker_id} died (pid {record.get('pid')} is gone)"
         else:
             reason = f"worker {worker_id} has no record"
-        evidence = {
-            "worker_pid": (record or {}).get("pid"),
-            "worker_host": (record or {}).get("host"),
-            "worker_started_at": (record or {}).get("started_at"),
-            "last_heartbeat_at": (record or {}).get("heartbeat_at"),
-            "detected_at": utc_now(),
-            # Recovery is not the worker's parent, so the signal that ended it
-            # is not known here.
-            "exit_signal": None,
-        }
+        evidence = death_evidence(record)
         for name in sorted(fileops.listdir(folder)):
             running = job_id_of(name, PROCESSING)
             queued = job_id_of(name, ASSIGNED)

@@ -10,7 +10,7 @@ import psutil
 
 from chronosq import fileops
 from chronosq.layout import ASSIGNED, PROCESSING, Root, job_id_of
-from chronosq.lifecycle import HOST, parse_time
+from chronosq.lifecycle import HOST, parse_time, utc_now
 
 # psutil reports a process's start time from /proc; two reads of one process
 # agree far closer than this, and a reused pid starts at a different time.
@@ -131,3 +131,17 @@ def queue_dirs(root: Root) -> list[tuple[str, str, Path]]:
 
 def record_summary(record: WorkerRecord) -> dict[str, Any]:
     return {key: record.get(key) for key in ("worker_id", "host", "pid", "types", "capacity")}
+
+
+def death_evidence(record: WorkerRecord | None) -> dict[str, Any]:
+    """Return what is known of a worker process that died while running a job."""
+    return {
+        "worker_pid": (record or {}).get("pid"),
+        "worker_host": (record or {}).get("host"),
+        "worker_started_at": (record or {}).get("started_at"),
+        "last_heartbeat_at": (record or {}).get("heartbeat_at"),
+        "detected_at": utc_now(),
+        # Neither recovery nor a restarted worker is the dead worker's parent,
+        # so the signal that ended it is not known.
+        "exit_signal": None,
+    }

@@ -25,7 +25,7 @@ import traceback
 from collections.abc import Callable
 from pathlib import Path
 from types import FrameType
-from typing import Any
+from typing import Any, cast
 
 from chronosq import config as config_module
 from chronosq import fileops, logs
@@ -42,7 +42,7 @@ from chronosq.layout import (
     validate_worker_id,
 )
 from chronosq.lifecycle import HOST, Lifecycle, State, job_fields, utc_now
-from chronosq.registry import pid_alive, process_start_time, read_record
+from chronosq.registry import death_evidence, pid_alive, process_start_time, read_record
 from chronosq.watch import Waiter
 
 logger = logging.getLogger(__name__)
@@ -129,6 +129,10 @@ class Worker:
         self.current: Path | None = None
         self.lock = threading.Lock()
         self.state_retry_seconds = STATE_RETRY_FIRST_SECONDS
+        # True while the handler runs, the only time SIGUSR1 may raise JobCanceled.
+        self.in_handler = False
+        # Set by run(): only a worker on the main thread installs signal handlers.
+        self.owns_signals = False
         self.heartbeat_stop = threading.Event()
         self.pid = os.getpid()
         self.error_backoff_seconds = 0.0
@@ -178,7 +182,7 @@ class Worker:
             folder = self.root.queue_dir(job_type, self.worker_id)
             folder.mkdir(parents=True, exist_ok=True)
             self.waiter.watch(folder)
-        self.requeue_leftovers()
+        self.requeue_leftovers(existing)
         logs.log_event(logger, logging.INFO, "worker.started", worker_id=self.worker_id,
                        types=self.types, capacity=self.capacity, pid=self.pid)
 
@@ -197,8 +201,13 @@ class Worker:
         fileops.write_json(self.root.worker_path(self.worker_id), record,
                            durable=self.lifecycle.durable)
 
-    def requeue_leftovers(self) -> None:
-        """Requeue claims an earlier process under this id left when it died."""
+    def requeue_leftovers(self, previous: dict[str, Any] | None = None) -> None:
+        """Requeue claims an earlier process under this id left when it died.
+
+        That process died while running them, so each counts as a crash, as it
+        would had recovery found them first; `previous` is its worker record.
+        """
+        evidence = death_evidence(previous)
         for job_type in self.types:
             folder = self.root.queue_dir(job_type, self.worker_id)
             for name in fileops.listdir(folder):
@@ -209,6 +218,7 @@ class Worker:
                     self.lifecycle.requeue(
                         folder / name, job, worker_id=self.worker_id, count_attempt=True,
                         reason=f"worker {self.worker_id} restarted while running the job",
+                        crashed=True, evidence=evidence,
                     )
 
     def unregister(self) -> None:
@@ -258,8 +268,12 @@ class Worker:
             self.cancel_requested_at = time.monotonic()
             logs.log_event(logger, logging.WARNING, "job.cancel_received", job_id=job_id,
                            worker_id=self.worker_id)
-            if self.handler is not None:
+            if self.handler is not None and self.owns_signals:
                 os.kill(os.getpid(), signal.SIGUSR1)
+            return
+        if not self.owns_signals:
+            # A worker on a thread of another program may not signal or kill
+            # that program; the job is canceled when the handler returns.
             return
         grace = float(request.get("grace_seconds", CANCEL_GRACE_SECONDS))
         if time.monotonic() - self.cancel_requested_at > grace:
@@ -269,8 +283,24 @@ class Worker:
 
     def _on_cancel(self, signum: int, frame: FrameType | None) -> None:
         # Only the main thread runs handlers, so this interrupts the handler code.
-        if self.cancel_requested_at is not None and self.current is not None:
+        # Outside the handler the signal does nothing: the job is then either
+        # about to start, and call_handler cancels it, or already finished.
+        if self.cancel_requested_at is not None and self.in_handler:
             raise JobCanceled("canceled by an operator")
+
+    def call_handler(self, task: dict[str, Any]) -> Any:
+        """Call the handler, raising JobCanceled when a cancel came before or during it."""
+        handler = cast(Handler, self.handler)
+        self.in_handler = True
+        try:
+            if self.cancel_requested_at is not None:
+                raise JobCanceled("canceled by an operator")
+            result = handler(task)
+        finally:
+            self.in_handler = False
+        if self.cancel_requested_at is not None and not self.owns_signals:
+            raise JobCanceled("canceled by an operator while the handler ran")
+        return result
 
     # -- main loop -------------------------------------------------------------
 
@@ -283,7 +313,8 @@ class Worker:
             # Started from the Python API without logs.setup: log like the CLI.
             logs.setup(self.root, "worker", self.config.get("logging", "level"),
                        self.config.get("logging", "file"), self.config.get("logging", "stderr"))
-        if threading.current_thread() is threading.main_thread():
+        self.owns_signals = threading.current_thread() is threading.main_thread()
+        if self.owns_signals:
             signal.signal(signal.SIGTERM, self._on_stop)
             signal.signal(signal.SIGINT, self._on_stop)
             signal.signal(signal.SIGUSR1, self._on_cancel)
@@ -477,7 +508,7 @@ class Worker:
         """Run the job and return its result; raise JobFailed or any error on failure."""
         if self.handler is not None:
             try:
-                result = self.handler(task)
+                result = self.call_handler(task)
             except (SystemExit, KeyboardInterrupt) as exc:
                 # A handler must not end the worker; its exit is the job's failure.
                 logs.log_event(logger, logging.WARNING, "job.handler_raised",

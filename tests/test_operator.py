@@ -24,6 +24,10 @@ from conftest import (
 from typer.testing import CliRunner
 
 from chronosq.cli import app
+from chronosq.config import load as load_config
+from chronosq.control import Control
+from chronosq.errors import ChronosQError
+from chronosq.layout import Root
 
 runner = CliRunner()
 
@@ -383,3 +387,48 @@ def test_retry_killed_after_its_move_still_runs(root, procs, tmp_path):
     wait_for(lambda: finished(root, "output", 1), 30, "the retried job in output/")
     assert list((root / "quarantine").iterdir()) == []
     assert read_state(root, "again")["worker_id"] == "w2"
+
+
+def test_cancels_racing_finished_jobs_keep_worker(root, procs):
+    write_config(root, {"worker": {"heartbeat_seconds": 0.1}})
+    procs.supervisor()
+    worker = procs.worker("w1", "t", handler="fixtures:pause")
+    for i in range(400):
+        drop_event(root, f"k{i:03d}.json", {"type": "t", "payload": {"seconds": 0.02},
+                                            "job_id": f"k{i:03d}"})
+    control = Control(Root(root), load_config(Root(root)), reason="race")
+    queue = root / "broker" / "types" / "t" / "w1"
+
+    # A cancel request whose signal lands just after the handler returned must
+    # leave the worker running and the result in place.
+    deadline = time.monotonic() + 6.0
+    while time.monotonic() < deadline and worker.poll() is None:
+        for name in names(queue, ".json.processing"):
+            try:
+                control.cancel(name[: -len(".json.processing")], 5.0)
+            except (ChronosQError, OSError):
+                pass
+
+    assert worker.poll() is None, procs.output(worker)
+    wait_for(lambda: len(names(root / "output")) + len(names(root / "canceled")) == 400, 60,
+             "every job succeeded or canceled")
+    assert "Traceback" not in procs.output(worker)
+
+
+def test_cancel_in_thread_worker_spares_host(root, procs):
+    procs.supervisor()
+    script = (
+        "import sys, threading, time, chronosq, fixtures\n"
+        "worker = chronosq.Worker(sys.argv[1], 'tw', ['t'], handler=fixtures.pause)\n"
+        "threading.Thread(target=worker.run, daemon=True).start()\n"
+        "time.sleep(60)\n"
+    )
+    host = subprocess.Popen([sys.executable, "-c", script, str(root)], env=procs.env())
+    procs.started.append(host)
+    drop_event(root, "c.json", {"type": "t", "payload": {"seconds": 2.0}, "job_id": "slow"})
+    wait_for(lambda: state_of(root, "slow") == "processing", 30, "the job running")
+
+    assert cli(root, "jobs", "cancel", "slow", "--grace", "0.5").returncode == 0
+
+    wait_for(lambda: state_of(root, "slow") == "canceled", 30, "the job canceled")
+    assert host.poll() is None

@@ -154,6 +154,26 @@ def test_poison_job_quarantined(root, procs):
     assert status_json(root)["jobs"]["quarantined"] == 1
 
 
+def test_poison_counted_when_worker_restarts_first(root, procs):
+    # Recovery looks only every 30 s, so each restarted worker finds the claim.
+    write_config(root, {"recovery": {"interval_seconds": 30.0},
+                        "defaults": {"max_crashes": 2, "max_attempts": 5}})
+    procs.supervisor()
+    drop_event(root, "p.json", {"type": "t", "payload": {"poison": True}, "job_id": "poison"})
+    for _ in range(2):
+        dying = procs.worker("w1", "t", handler="fixtures:poison", capacity=1)
+        assert dying.wait(timeout=30) == -9
+
+    restarted = procs.worker("w1", "t", handler="fixtures:poison", capacity=1)
+
+    wait_for(lambda: (root / "quarantine" / "poison.json").exists()
+             and state_is(root, "poison", "quarantined"), 30, "quarantine")
+    assert restarted.poll() is None
+    assert read_state(root, "poison")["crashes"] == 2
+    evidence = json.loads((root / "quarantine" / "poison.evidence.json").read_text())
+    assert evidence["worker_pid"] == dying.pid
+
+
 def test_retry_waits_with_backoff(root, procs):
     write_config(root, {"defaults": {"retry_backoff_seconds": 1.0,
                                      "retry_backoff_max_seconds": 1.0}})
