@@ -206,13 +206,23 @@ class Policies:
             choice = caller(job=job, candidates=candidates, context=context)
         except PolicyError:
             raise
-        except Exception as exc:
+        except (Exception, SystemExit) as exc:
+            # A plugin's sys.exit() must not stop the scheduler for every type.
             raise PolicyError(f"policy {policy!r} raised {exc!r}") from exc
-        if choice is not None and choice not in {c["worker_id"] for c in candidates}:
+        offered = {c["worker_id"] for c in candidates}
+        if choice is not None and (not isinstance(choice, str) or choice not in offered):
             raise PolicyError(
                 f"policy {policy!r} chose {choice!r}, which is not a candidate"
             )
-        if json.dumps(context.state, sort_keys=True) != before:
+        try:
+            after = json.dumps(context.state, sort_keys=True)
+        except (TypeError, ValueError) as exc:
+            # Put the last good state back, so the next call starts from it.
+            context.state.clear()
+            context.state.update(json.loads(before))
+            raise PolicyError(f"policy {policy!r} put state that is not JSON in "
+                              f"context.state: {exc}") from None
+        if after != before:
             self._changed.add((job["type"], policy))
         return choice
 

@@ -187,24 +187,33 @@ def test_dead_and_full_workers_not_offered(root, procs):
 
 def test_failing_policies_leave_jobs_pending(root, procs):
     write_config(root, {
-        "plugins": {"modules": ["policy_raising", "policy_stranger", "policy_slow"]},
+        "plugins": {"modules": ["policy_raising", "policy_stranger", "policy_slow",
+                                "policy_odd"]},
         "scheduler": {"policy_timeout_seconds": 0.5},
         "types": {"broken": {"policy": "raising"}, "strange": {"policy": "stranger"},
-                  "sluggish": {"policy": "slow"}},
+                  "sluggish": {"policy": "slow"}, "listy": {"policy": "odd"},
+                  "exiting": {"policy": "odd"}, "stateful": {"policy": "odd"}},
     })
-    procs.worker("w1", "broken", "strange", "sluggish", "fine", capacity=50)
+    procs.worker("w1", "broken", "strange", "sluggish", "listy", "exiting", "stateful",
+                 "fine", capacity=50)
     procs.supervisor()
 
     for job_type in ("broken", "strange", "sluggish"):
         drop_jobs(root, 3, job_type)
+    drop_jobs(root, 3, "listy", mode="list")
+    drop_jobs(root, 3, "exiting", mode="exit")
+    drop_jobs(root, 3, "stateful", mode="state")
     drop_jobs(root, 10, "fine")
 
     wait_for(lambda: finished(root, "output", 10), 60, "fine jobs in output/")
     wait_for(lambda: {"raising", "stranger", "slow"} <= {
         e.get("policy") for e in log_events(root) if e["event"] == "policy.failed"},
         30, "a policy.failed line for each broken policy")
+    wait_for(lambda: {"listy", "exiting", "stateful"} <= set(
+        json.loads(cli(root, "status", "--json").stdout)["policy_errors"]), 30,
+        "the odd policy's failures in status")
     pending = names(root / "jobs")
-    assert len(pending) == 9
+    assert len(pending) == 18
     assert all(not n.startswith("fine") for n in pending)
     failures = {e["policy"]: e for e in log_events(root) if e["event"] == "policy.failed"}
     assert "ValueError('this policy is broken')" in failures["raising"]["error"]
@@ -213,7 +222,11 @@ def test_failing_policies_leave_jobs_pending(root, procs):
     assert all(e["child"] != "scheduler" for e in log_events(root)
                if e["event"] == "child.exited")
     status = json.loads(cli(root, "status", "--json").stdout)
-    assert sorted(status["policy_errors"]) == ["broken", "sluggish", "strange"]
+    assert sorted(status["policy_errors"]) == ["broken", "exiting", "listy", "sluggish",
+                                               "stateful", "strange"]
+    assert "which is not a candidate" in status["policy_errors"]["listy"]["error"]
+    assert "SystemExit(2)" in status["policy_errors"]["exiting"]["error"]
+    assert "not JSON" in status["policy_errors"]["stateful"]["error"]
     assert status["policy_errors"]["broken"]["policy"] == "raising"
     broken_job = next(n for n in pending if n.startswith("broken"))[: -len(".json")]
     explained = cli(root, "explain", broken_job).stdout
