@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 import tomllib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -226,6 +226,9 @@ class Config:
 
     sections: dict[str, dict[str, Any]]
     types: dict[str, dict[str, Any]]
+    # The file's text as read and validated, so the supervisor can keep exactly
+    # that text even when the file changes afterwards.
+    text: str = ""
 
     def get(self, section: str, key: str) -> Any:
         return self.sections[section][key]
@@ -362,14 +365,15 @@ def load(root: Root, path: Path | None = None) -> Config:
     root.require()
     path = path or root.config_path
     try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
+        text = path.read_text(encoding="utf-8")
+        data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: invalid TOML: {exc}") from None
     except UnicodeDecodeError as exc:
         raise ConfigError(f"{path}: not UTF-8 text (byte {exc.start}); save it as UTF-8") from None
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read: {exc.strerror}") from None
-    return parse(data)
+    return replace(parse(data), text=text)
 
 
 def default_text() -> str:

@@ -257,9 +257,13 @@ class Supervisor:
         return self.root.run / ACTIVE_CONFIG_NAME
 
     def save_active_config(self) -> None:
-        """Keep the accepted chronosq.toml where restarted children read it."""
-        text = self.root.config_path.read_bytes()
-        fileops.write_bytes(self.active_config, text, durable=self.config.durable)
+        """Keep the accepted chronosq.toml where restarted children read it.
+
+        The text is the one that was validated, not the file as it is now, which
+        an editor may have changed again since.
+        """
+        fileops.write_bytes(self.active_config, self.config.text.encode(),
+                            durable=self.config.durable)
 
     def write_record(self) -> None:
         record = {

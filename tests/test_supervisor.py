@@ -113,3 +113,20 @@ def test_failed_reload_shown_in_status(root, procs):
     assert "last reload failed" in shown.stdout
     assert "unknown policy 'fastest'" in shown.stdout
     assert supervisor.poll() is None
+
+
+def test_active_config_is_the_validated_text(root):
+    from chronosq import config as config_module
+    from chronosq.layout import Root
+    from chronosq.supervisor import Supervisor
+
+    found = Root(root)
+    accepted = config_module.load(found)
+    # An editor replaces the file between the check and the copy.
+    (root / "chronosq.toml").write_text("[worker]\ncapacity = 'two'\n")
+    supervisor = Supervisor(found, accepted)
+
+    supervisor.save_active_config()
+
+    assert supervisor.active_config.read_text() == accepted.text
+    assert config_module.load(found, supervisor.active_config).get("worker", "capacity") == 2
