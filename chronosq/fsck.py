@@ -33,6 +33,7 @@ from chronosq.lifecycle import (
     set_aside_corrupt,
     utc_now,
 )
+from chronosq.control import locate
 from chronosq.registry import pid_alive, queue_dirs, read_record, worker_alive
 
 # A temporary file this old belongs to a process that died while writing it;
@@ -176,10 +177,14 @@ class Fsck:
 
     def check_duplicates(self, locations: dict[str, list[Location]]) -> None:
         for job_id, where in sorted(locations.items()):
+            # On a live root a job moves while the folders are listed, so only
+            # copies that still exist count.
+            where[:] = [w for w in where if w.path.exists()]
             if len(where) < 2:
                 continue
             # A claim and its outcome side by side is a worker that died between
-            # writing the outcome and removing the claim; recovery collects it.
+            # writing the outcome and removing the claim, or one that has just
+            # written the outcome; recovery collects it.
             places = sorted(w.place for w in where)
             if places == ["finished", "processing"]:
                 continue
@@ -190,7 +195,10 @@ class Fsck:
             agreed = [w for w in where if PLACE_STATE[w.place].value == record.get("state")]
             keep = agreed[-1] if agreed else where[-1]
             for extra in [w for w in where if w is not keep]:
-                same = fileops.read_bytes(extra.path) == fileops.read_bytes(keep.path)
+                try:
+                    same = fileops.read_bytes(extra.path) == fileops.read_bytes(keep.path)
+                except FileNotFoundError:
+                    continue  # moved since it was listed
                 repaired = False
                 if self.repair and same and agreed:
                     repaired = fileops.unlink(extra.path, durable=self.lifecycle.durable,
@@ -206,12 +214,18 @@ class Fsck:
         for job_id, where in sorted(locations.items()):
             if len(where) > 1:
                 continue  # reported by check_duplicates; no state is right for two places
+            if not where or not where[0].path.exists():
+                continue  # moved since the folders were listed
             location = where[0]
             expected = PLACE_STATE[location.place]
             path = self.root.state_path(job_id)
             record = self.read_state(path)
             if record is None:
-                self.repair_state(job_id, location, expected, "state record missing or unreadable")
+                # Ingest writes the record just after the job file, so a fresh
+                # job without one is most likely being ingested right now.
+                if self.settled(location.path):
+                    self.repair_state(job_id, location, expected,
+                                      "state record missing or unreadable")
                 continue
             if record.get("state") != expected.value and self.settled(location.path):
                 self.repair_state(
@@ -226,6 +240,13 @@ class Fsck:
             if isinstance(attempts, int) and isinstance(limit, int) and attempts > limit:
                 self.report("attempts_out_of_bounds", path,
                             f"{attempts} attempts recorded, over max_attempts={limit}")
+
+    def written_before(self, path: Path) -> bool:
+        """True when a file was last written longer than the state lag ago."""
+        try:
+            return self.now - os.stat(path).st_mtime >= STATE_LAG_SECONDS
+        except FileNotFoundError:
+            return False
 
     def settled(self, path: Path) -> bool:
         """True when the job's last move is old enough for its state to have caught up."""
@@ -271,6 +292,9 @@ class Fsck:
             job_id = job_id_of(name, ".state.json")
             if job_id is None or job_id in locations:
                 continue
+            if not self.written_before(self.root.state / name) or \
+                    locate(self.root, job_id) is not None:
+                continue  # written or moved while the folders were listed
             record = self.read_state(self.root.state / name)
             if record is None:
                 self.report("unreadable_state", self.root.state / name,
