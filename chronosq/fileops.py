@@ -195,14 +195,18 @@ def stage(entries: list[tuple[Path, bytes]], *, durable: bool) -> list[Path]:
 
 # Threads that fsync the files of one batch at once.
 SYNC_THREADS = 8
+# Smaller batches are fsynced one file after another: handing a few files to
+# threads cost more CPU than it saved time on the machine in docs/benchmarks.md.
+SYNC_THREADS_MIN_FILES = 8
 _sync_pool: ThreadPoolExecutor | None = None
 
 
 def _fsync_all(fds: list[int]) -> None:
     """fsync every descriptor; raise the first error after all have finished."""
     global _sync_pool
-    if len(fds) == 1:
-        os.fsync(fds[0])
+    if len(fds) < SYNC_THREADS_MIN_FILES:
+        for fd in fds:
+            os.fsync(fd)
         return
     if _sync_pool is None:
         _sync_pool = ThreadPoolExecutor(SYNC_THREADS, thread_name_prefix="fsync")
