@@ -357,14 +357,14 @@ class Lifecycle:
         writer at a time. A record still behind STATE_LAG_SECONDS after the rename
         belongs to a process that died in between, and the next process goes on.
         """
-        if record is not None and record.get("state") == state.value and (
-            worker_id is None or record.get("worker_id") == worker_id
-        ):
-            return False
         try:
             moved_at = os.stat(path).st_ctime
         except FileNotFoundError:
             return True
+        if record is not None and record.get("state") == state.value and (
+            worker_id is None or record.get("worker_id") == worker_id
+        ) and not self.written_before_move(record, state, moved_at):
+            return False
         limit = STATE_LAG_SECONDS if record is not None else MISSING_STATE_SECONDS
         if time.time() - moved_at < limit:
             return True
@@ -379,6 +379,23 @@ class Lifecycle:
             expected=state.value, found=(record or {}).get("state"), worker_id=worker_id,
         )
         return False
+
+    def written_before_move(self, record: dict[str, Any], state: State,
+                            moved_at: float) -> bool:
+        """True when an "assigned" record predates the rename into the queue, so it
+        describes an earlier assignment to the same worker, not this one.
+
+        Only assigned files are compared: heartbeats touch claims, which moves
+        their ctime past the record. The kernel stamps ctime from the clock that
+        time.time() reads, at a coarser grain, so a record written after the
+        rename is never older than it.
+        """
+        if state is not State.ASSIGNED:
+            return False
+        try:
+            return parse_time(str(record.get("updated_at"))) < moved_at
+        except ValueError:
+            return False
 
     def final_path(self, record: dict[str, Any]) -> Path | None:
         """Return where a record in a final state places its job, or None.
@@ -464,11 +481,19 @@ class Lifecycle:
         running it; after the type's max_crashes such deaths it goes to
         quarantine/ with `evidence` instead of killing one worker after another.
         With `refund_attempt` the claim that was handed back is not counted.
+
+        A job whose state record does not yet show it in this queue is left for
+        a later call: the process that moved it here still has to write that
+        record, and would then overwrite this one.
         """
+        current = self.read_state(job["job_id"])
+        expected = State.PROCESSING if src.name.endswith(PROCESSING) else State.ASSIGNED
+        if self.state_lags(src, current, expected, worker_id):
+            return None
         request = self.cancel_request(job["job_id"])
         if request is not None:
             return self.cancel(src, job, request, worker_id)
-        record = self.read_state(job["job_id"]) or {}
+        record = current or {}
         attempts = int(record.get("attempts", 0))
         settings = self.config.for_type(job["type"])
         crashes = int(record.get("crashes", 0)) + (1 if crashed else 0)

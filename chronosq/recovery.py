@@ -222,9 +222,30 @@ class Recovery(Service):
         outcome.setdefault("worker_id", worker_id)
         record = self.lifecycle.read_state(job_id)
         if not self.is_current(outcome, worker_id, record):
-            self.set_aside(path, "stale outcome of an attempt that was requeued")
-            return None
+            if self.copy_elsewhere(job_id, path):
+                self.set_aside(path, "stale outcome of an attempt that was requeued")
+                return None
+            # Setting it aside would leave the job in no place at all, so the
+            # record is what is behind; the outcome is all that is left to keep.
+            logs.log_event(logger, logging.WARNING, "outcome.accepted_late", job_id=job_id,
+                           worker_id=worker_id, attempt=outcome.get("attempt"),
+                           found=(record or {}).get("state"))
         return path, outcome, record
+
+    def copy_elsewhere(self, job_id: str, outcome_path: Path) -> bool:
+        """True when the job is in some place other than this outcome and its claim."""
+        name = f"{job_id}.json"
+        for folder in (self.root.jobs, self.root.hold, self.root.output, self.root.error,
+                       self.root.quarantine, self.root.canceled):
+            if (folder / name).exists():
+                return True
+        own_claim = outcome_path.parent / f"{job_id}{PROCESSING}"
+        for _, _, folder in queue_dirs(self.root):
+            for suffix in (ASSIGNED, PROCESSING, SUCCESS, FAILURE):
+                path = folder / f"{job_id}{suffix}"
+                if path not in (outcome_path, own_claim) and path.exists():
+                    return True
+        return False
 
     def finish(self, path: Path, state: State | None) -> None:
         """Count a collected outcome and remove a claim a power cut brought back."""

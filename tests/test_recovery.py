@@ -393,3 +393,39 @@ def test_fsck_on_live_root_changes_nothing(root, procs):
     assert serious == []
     assert all(read_state(root, f"f{i:04d}")["history"][0]["by"] == "ingest"
                for i in range(1500))
+
+
+def test_reaping_waits_for_assignment_record(tmp_path):
+    from harness import Harness
+
+    from chronosq import fileops
+
+    harness = Harness(tmp_path / "root")
+    harness.worker("w1")
+    harness.drop("job")
+    harness.ingest()
+    gone = subprocess.Popen(["true"])
+    gone.wait()
+
+    def worker_dies_mid_assignment(op: str, path: str) -> None:
+        # The scheduler has moved the job into w1's queue and is about to write
+        # "assigned"; w1 dies and recovery reaps its queue at this moment.
+        if op == "write" and "/state/" in path:
+            fileops.fault_hook = None
+            record_path = harness.root.worker_path("w1")
+            record = json.loads(record_path.read_text())
+            record_path.write_text(json.dumps(dict(record, pid=gone.pid)))
+            harness.recover()
+
+    fileops.fault_hook = worker_dies_mid_assignment
+    try:
+        harness.assign()
+    finally:
+        fileops.fault_hook = None
+
+    state = read_state(harness.path, "job")
+    queued = (harness.root.queue_dir("t", "w1") / "job.json").exists()
+    assert (state["state"], queued) in {("assigned", True), ("pending", False)}
+    harness.drive()
+    assert (harness.root.output / "job.json").exists()
+    assert read_state(harness.path, "job")["state"] == "succeeded"
