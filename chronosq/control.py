@@ -207,7 +207,7 @@ class Control:
 
         The job passes through hold/ while its file is rewritten, so the
         scheduler never assigns a copy that is about to be replaced. Its record
-        says held meanwhile, so the scheduler waits for the record to show the
+        shows it held meanwhile, so the scheduler waits for the record to show the
         job pending again before it writes the record itself. A command killed
         in between leaves the job held, for `jobs release`.
         """

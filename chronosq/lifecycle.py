@@ -433,7 +433,8 @@ class Lifecycle:
         error: OSError | None = None
         if self.durable and moved:
             try:
-                # The queues first, so a power cut never loses a job from both places.
+                # The queues first: a power cut between the two fsyncs then leaves
+                # the job in both places, where it may run twice, not in neither.
                 for folder in [*sorted(queues), self.root.jobs]:
                     fileops.fsync_dir(folder)
             except OSError as exc:
@@ -603,8 +604,8 @@ class Lifecycle:
         """Move successful outcomes to output/ with one fsync per folder, then
         record them; return the paths they were moved from.
 
-        `batch` holds each outcome file with its decoded contents and the state
-        record read when it was checked.
+        Each item of `batch` is an outcome file, its decoded contents and the
+        state record read when it was checked.
         """
         moved = []
         sources: set[Path] = set()

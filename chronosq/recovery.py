@@ -225,8 +225,8 @@ class Recovery(Service):
             if self.copy_elsewhere(job_id, path):
                 self.set_aside(path, "stale outcome of an attempt that was requeued")
                 return None
-            # Setting it aside would leave the job in no place at all, so the
-            # record is what is behind; the outcome is all that is left to keep.
+            # The job is in no other place, so the record is what fell behind.
+            # Setting the outcome aside would lose the job.
             logs.log_event(logger, logging.WARNING, "outcome.accepted_late", job_id=job_id,
                            worker_id=worker_id, attempt=outcome.get("attempt"),
                            found=(record or {}).get("state"))

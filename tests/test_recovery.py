@@ -429,3 +429,44 @@ def test_reaping_waits_for_assignment_record(tmp_path):
     harness.drive()
     assert (harness.root.output / "job.json").exists()
     assert read_state(harness.path, "job")["state"] == "succeeded"
+
+
+def test_outcome_of_job_nowhere_else_collected(tmp_path):
+    from harness import Harness
+
+    harness = Harness(tmp_path / "root")
+    worker = harness.worker("w1")
+    harness.drop("job")
+    harness.ingest()
+    harness.assign()
+    worker.process_first_ready(worker.assigned_jobs())
+    # The claim's record was lost, so the record still shows the assignment.
+    path = harness.root.state_path("job")
+    record = json.loads(path.read_text())
+    record.update(state="assigned", attempts=0, history=record["history"][:2])
+    path.write_text(json.dumps(record))
+
+    harness.recover()
+
+    assert (harness.root.output / "job.json").exists()
+    assert read_state(harness.path, "job")["state"] == "succeeded"
+    assert names(harness.root.error, ".stale") == []
+
+
+def test_worker_waits_on_record_of_earlier_assignment(tmp_path):
+    from harness import Harness
+
+    harness = Harness(tmp_path / "root")
+    worker = harness.worker("w1")
+    harness.drop("job")
+    harness.ingest()
+    harness.assign()
+    queued = harness.root.queue_dir("t", "w1") / "job.json"
+    # The job left the queue and came back with no record of either move, as
+    # when a requeue's record was lost: the record describes the first visit.
+    time.sleep(0.05)
+    os.rename(queued, harness.root.jobs / "job.json")
+    os.rename(harness.root.jobs / "job.json", queued)
+
+    assert worker.process_first_ready(worker.assigned_jobs()) is False
+    assert read_state(harness.path, "job")["state"] == "assigned"
