@@ -265,12 +265,17 @@ def test_status_watch_redraws_until_ctrl_c(root, procs):
         [sys.executable, "-m", "chronosq", "status", "--watch", "--interval", "0.2",
          "--root", str(root)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
         env=dict(os.environ, COLUMNS="200"))
-    wait_for(lambda: (root / "run" / "status-index.json").exists(), 20, "a first redraw")
+    # Piped, each redraw is printed after the last; the supervisor's table ends one.
+    first = []
+    while not first or "Supervisor" not in first[-1]:
+        first.append(watcher.stdout.readline())
+        assert first[-1], "the watcher stopped before a whole redraw"
 
-    watcher.send_signal(__import__("signal").SIGINT)
-    out, _ = watcher.communicate(timeout=20)
+    watcher.send_signal(signal.SIGINT)
+    rest, _ = watcher.communicate(timeout=20)
 
     assert watcher.returncode == 0
+    out = "".join(first) + rest
     for title in ("throughput over the last minute", "Jobs", "Pending backlog by age",
                   "Workers", "Supervisor", "stopped watching"):
         assert title in out
@@ -432,3 +437,19 @@ def test_cancel_in_thread_worker_spares_host(root, procs):
 
     wait_for(lambda: state_of(root, "slow") == "canceled", 30, "the job canceled")
     assert host.poll() is None
+
+
+def test_status_watch_json_lines(root):
+    watcher = subprocess.Popen(
+        [sys.executable, "-m", "chronosq", "status", "--watch", "--json", "--interval", "0.2",
+         "--root", str(root)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    first = json.loads(watcher.stdout.readline())
+    second = json.loads(watcher.stdout.readline())
+
+    watcher.send_signal(signal.SIGINT)
+    _, err = watcher.communicate(timeout=20)
+
+    assert watcher.returncode == 0
+    assert first["jobs"]["pending"] == 0
+    assert "rates_per_second" in second
+    assert "stopped watching" in err

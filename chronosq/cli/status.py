@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import sys
 import time
 from collections import deque
+from collections.abc import Iterator
 from typing import Annotated, Any
 
 import typer
@@ -110,26 +112,47 @@ def policy_error_lines(data: dict[str, Any]) -> list[str]:
             for job_type, e in sorted(data.get("policy_errors", {}).items())]
 
 
-def watch(found: Any, config: Any, interval: float) -> None:
-    """Redraw the status in place every `interval` seconds until Ctrl-C."""
+def watch_samples(found: Any, config: Any, interval: float) -> Iterator[tuple[dict[str, Any],
+                                                                             dict[str, float]]]:
+    """Yield the status and the rates over the last minute every `interval` seconds."""
     samples: deque[tuple[float, dict[str, int]]] = deque()
-    console = Console()
+    while True:
+        data = status_module.gather(found, config)
+        now = time.monotonic()
+        samples.append((now, dict(data.get("counters") or {})))
+        while samples and now - samples[0][0] > 60.0:
+            samples.popleft()
+        first_at, first = samples[0]
+        span = max(now - first_at, 1e-9)
+        rates = {key: (int(value) - int(first.get(key, 0))) / span
+                 for key, value in samples[-1][1].items()} if len(samples) > 1 else {}
+        yield data, rates
+        time.sleep(interval)
+
+
+def watch(found: Any, config: Any, interval: float, as_json: bool = False) -> None:
+    """Redraw the status in place every `interval` seconds until Ctrl-C.
+
+    With `as_json`, or when the output is not a terminal, each redraw is
+    printed after the last instead: one JSON object per line, or the tables.
+    """
+    console = Console(width=None if sys.stdout.isatty() else 160)
     try:
-        with Live(console=console, auto_refresh=False, screen=False) as live:
-            while True:
-                data = status_module.gather(found, config)
-                now = time.monotonic()
-                samples.append((now, dict(data.get("counters") or {})))
-                while samples and now - samples[0][0] > 60.0:
-                    samples.popleft()
-                first_at, first = samples[0]
-                span = max(now - first_at, 1e-9)
-                rates = {key: (int(value) - int(first.get(key, 0))) / span
-                         for key, value in samples[-1][1].items()} if len(samples) > 1 else {}
-                live.update(watch_view(data, rates), refresh=True)
-                time.sleep(interval)
+        if as_json:
+            for data, rates in watch_samples(found, config, interval):
+                sys.stdout.write(json.dumps(dict(data, rates_per_second=rates), sort_keys=True,
+                                            default=str) + "\n")
+                sys.stdout.flush()
+        elif not sys.stdout.isatty():
+            for data, rates in watch_samples(found, config, interval):
+                console.print(watch_view(data, rates))
+                sys.stdout.flush()
+        else:
+            with Live(console=console, auto_refresh=False, screen=False) as live:
+                for data, rates in watch_samples(found, config, interval):
+                    live.update(watch_view(data, rates), refresh=True)
     except KeyboardInterrupt:
-        console.print("stopped watching")
+        Console(stderr=as_json).print("stopped watching")
 
 
 @handle_errors
@@ -138,7 +161,9 @@ def status(
         bool, typer.Option("--json", help="Print the data as JSON instead of tables.")
     ] = False,
     watch_mode: Annotated[
-        bool, typer.Option("--watch", help="Redraw a live view in place until Ctrl-C.")
+        bool, typer.Option("--watch", help="Redraw a live view in place until Ctrl-C; "
+                           "when piped, or with --json, print one view or JSON line per "
+                           "interval.")
     ] = False,
     interval: Annotated[
         float, typer.Option("--interval", min=0.1, help="Seconds between redraws with --watch.")
@@ -155,7 +180,7 @@ def status(
         Console(stderr=True).print(f"[yellow]warning:[/yellow] {exc}; using defaults")
         config = config_module.parse({})
     if watch_mode:
-        watch(found, config, interval)
+        watch(found, config, interval, as_json)
         return
     data = status_module.gather(found, config)
     if as_json:
