@@ -55,8 +55,12 @@ def list_command(
     if as_json:
         print_json(rows)
         return
-    table = Table(title=f"{len(rows)} jobs")
-    for column in ("job", "state", "type", "priority", "worker", "attempts", "created"):
+    shown = f"the first {limit} jobs; raise --limit for more" if len(rows) == limit else \
+        f"{len(rows)} jobs"
+    table = Table(title=shown)
+    # Ids stay on one line so they can be copied whole; other columns fold.
+    table.add_column("job", no_wrap=True)
+    for column in ("state", "type", "priority", "worker", "attempts", "created"):
         table.add_column(column, overflow="fold")
     for row in rows:
         table.add_row(row["job_id"], row["state"], row["type"], row["priority"],
