@@ -237,6 +237,9 @@ def test_logs_filter_and_follow(root, procs):
         "job.ingested", "job.assigned", "job.claimed", "job.finished", "job.succeeded"]
     assert cli(root, "logs", "--since", "1h", "--worker", "w1").stdout.count("w1") >= 3
     assert cli(root, "logs", "--since", "yesterday-ish").returncode == 1
+    nothing = cli(root, "logs", "--job", "nosuch")
+    assert nothing.stdout == ""
+    assert "no log lines match job 'nosuch'" in nothing.stderr
 
     follower = subprocess.Popen(
         [sys.executable, "-m", "chronosq", "logs", "--follow", "--job", "after", "--root",

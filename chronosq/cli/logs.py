@@ -115,6 +115,7 @@ def logs(
     as_json = raw or not sys.stdout.isatty()
     console = Console(highlight=False)
     follower = Follower(path)
+    printed = 0
     try:
         while True:
             for line in follower.lines():
@@ -124,16 +125,22 @@ def logs(
                     continue
                 if not matches(entry, job, worker, start):
                     continue
+                printed += 1
                 if as_json:
                     sys.stdout.write(line.decode("utf-8", errors="replace") + "\n")
                 else:
                     console.print(pretty(entry))
             sys.stdout.flush()
             if not follow:
-                return
+                break
             time.sleep(0.2)
     except KeyboardInterrupt:
         return
+    if not printed and (job or worker or since):
+        # An empty answer to a filter is easy to take for a typo; say so on stderr.
+        wanted = ", ".join(f"{name} {value!r}" for name, value in
+                           (("job", job), ("worker", worker), ("since", since)) if value)
+        typer.echo(f"no log lines match {wanted} in {path}", err=True)
 
 
 def register(app: typer.Typer) -> None:
