@@ -16,6 +16,11 @@ import psutil
 import pytest
 import tomli_w
 
+# A shell that runs the tests in the background starts them with SIGINT
+# ignored, and child processes inherit that. Catching it here gives every
+# child the default again, so the tests that press Ctrl-C reach them.
+signal.signal(signal.SIGINT, signal.default_int_handler)
+
 TESTS = Path(__file__).resolve().parent
 
 # Short intervals keep the tests quick; each test states what else it changes.
