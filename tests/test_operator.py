@@ -378,7 +378,7 @@ def test_done_after_take_killed_mid_claim(root, procs, tmp_path):
     assert "claim recorded late" in claimed[0]["reason"]
 
 
-def test_retry_killed_after_its_move_still_runs(root, procs, tmp_path):
+def test_retry_killed_midway_still_runs(root, procs, tmp_path):
     procs.supervisor()
     failing = procs.worker("w1", "t", handler="fixtures:always_fail")
     drop_event(root, "f.json", {"type": "t", "payload": {}, "job_id": "again"})
@@ -397,7 +397,7 @@ def test_retry_killed_after_its_move_still_runs(root, procs, tmp_path):
     assert read_state(root, "again")["worker_id"] == "w2"
 
 
-def test_cancels_racing_finished_jobs_keep_worker(root, procs):
+def test_late_cancel_keeps_worker(root, procs):
     write_config(root, {"worker": {"heartbeat_seconds": 0.1}})
     procs.supervisor()
     worker = procs.worker("w1", "t", handler="fixtures:pause")

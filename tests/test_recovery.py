@@ -431,7 +431,7 @@ def test_reaping_waits_for_assignment_record(tmp_path):
     assert read_state(harness.path, "job")["state"] == "succeeded"
 
 
-def test_outcome_of_job_nowhere_else_collected(tmp_path):
+def test_last_copy_outcome_collected(tmp_path):
     from harness import Harness
 
     harness = Harness(tmp_path / "root")
@@ -453,7 +453,7 @@ def test_outcome_of_job_nowhere_else_collected(tmp_path):
     assert names(harness.root.error, ".stale") == []
 
 
-def test_worker_waits_on_record_of_earlier_assignment(tmp_path):
+def test_worker_waits_on_stale_assignment(tmp_path):
     from harness import Harness
 
     harness = Harness(tmp_path / "root")
