@@ -220,6 +220,11 @@ class TypeConfig:
     options: dict[str, Any] = field(default_factory=dict)
 
 
+# Under run/: the text of chronosq.toml the supervisor last accepted, which its
+# children read when they restart.
+ACTIVE_CONFIG_NAME = "active-config.toml"
+
+
 @dataclass(frozen=True)
 class Config:
     """A validated chronosq.toml."""

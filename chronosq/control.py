@@ -369,7 +369,6 @@ class Control:
         record = self.lifecycle.read_state(job_id) or {}
         last = (record.get("history") or [{}])[-1]
         job = fileops.read_json(where.path)
-        job_type = job.get("type", "?")
         since = f" since {last.get('at')}" if last.get("at") else ""
         if where.state is State.PENDING:
             return self.explain_pending(job_id, job, record)

@@ -23,7 +23,7 @@ from typing import Any
 
 from chronosq import fileops, logs
 from chronosq.config import Config
-from chronosq.layout import ASSIGNED, FAILURE, PROCESSING, SUCCESS, Root
+from chronosq.layout import ASSIGNED, PROCESSING, SUCCESS, Root
 
 logger = logging.getLogger(__name__)
 

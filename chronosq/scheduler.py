@@ -18,7 +18,7 @@ from chronosq import fileops, logs
 from chronosq.defaults import POLICY_ERROR_BACKOFF_MAX_SECONDS, PRIORITIES
 from chronosq.errors import ChronosQError
 from chronosq.layout import ASSIGNED, PROCESSING, job_id_of
-from chronosq.lifecycle import Lifecycle, State, parse_time, set_aside_corrupt, utc_now
+from chronosq.lifecycle import State, parse_time, set_aside_corrupt, utc_now
 from chronosq.policy import Policies, PolicyError, plugin_manager
 from chronosq.policy_types import Candidate
 from chronosq.registry import queue_load, read_records, worker_alive

@@ -25,7 +25,7 @@ import psutil
 from chronosq import config as config_module
 from chronosq import fileops, fsck, logs, metrics
 from chronosq import status as status_module
-from chronosq.config import Config
+from chronosq.config import ACTIVE_CONFIG_NAME, Config
 from chronosq.errors import ChronosQError, RootError
 from chronosq.layout import Root
 from chronosq.lifecycle import HOST, utc_now
@@ -40,7 +40,6 @@ logger = logging.getLogger(__name__)
 ROLES = ("ingest", "scheduler", "recovery")
 LOCK_NAME = "supervisor.lock"
 RECORD_NAME = "supervisor.json"
-ACTIVE_CONFIG_NAME = "active-config.toml"
 RELOAD_RECORD_NAME = "reload.json"
 
 

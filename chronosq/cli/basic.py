@@ -10,7 +10,7 @@ import typer
 
 from chronosq import config as config_module
 from chronosq import fileops
-from chronosq.cli.common import RootOption, find_root, handle_errors
+from chronosq.cli.common import RootOption, find_root, handle_errors, load_config
 from chronosq.defaults import DEFAULT_PRIORITY, PRIORITIES
 from chronosq.errors import InvalidEventError
 from chronosq.events import parse_event
@@ -52,7 +52,7 @@ def submit(
 ) -> None:
     """Write an event into input/ atomically and print its job id."""
     found = find_root(root).require()
-    config = config_module.load(found)
+    config = load_config(found)
     try:
         decoded = json.loads(payload)
     except json.JSONDecodeError as exc:

@@ -13,7 +13,9 @@ from typing import Annotated, Any, TypeVar
 import typer
 from rich.console import Console
 
-from chronosq.errors import ChronosQError
+from chronosq import config as config_module
+from chronosq.config import ACTIVE_CONFIG_NAME, Config
+from chronosq.errors import ChronosQError, ConfigError
 from chronosq.layout import ROOT_ENV, Root
 
 RET_OK = 0
@@ -80,6 +82,26 @@ def os_error_message(exc: OSError) -> str:
 
 def find_root(path: Path | None) -> Root:
     return Root.find(path)
+
+
+def load_config(found: Root) -> Config:
+    """Return the root's configuration. While chronosq.toml is invalid, return the
+    one the running supervisor accepted, with a warning, so that producers and
+    operators keep working while the file is being fixed."""
+    try:
+        return config_module.load(found)
+    except ConfigError as exc:
+        accepted = found.run / ACTIVE_CONFIG_NAME
+        if not accepted.is_file():
+            raise
+        try:
+            config = config_module.load(found, accepted)
+        except ConfigError:
+            raise exc from None
+        Console(stderr=True, highlight=False).print(
+            f"[yellow]warning:[/yellow] {exc}; using the configuration the supervisor "
+            f"accepted, {accepted}", soft_wrap=True)
+        return config
 
 
 def print_json(data: Any) -> None:

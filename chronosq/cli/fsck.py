@@ -8,9 +8,15 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from chronosq import config as config_module
 from chronosq import fsck as fsck_module
-from chronosq.cli.common import RET_ERROR, RootOption, find_root, handle_errors, print_json
+from chronosq.cli.common import (
+    RET_ERROR,
+    RootOption,
+    find_root,
+    handle_errors,
+    load_config,
+    print_json,
+)
 
 
 @handle_errors
@@ -27,7 +33,7 @@ def fsck(
     can show up as a false alarm.
     """
     found = find_root(root).require()
-    problems = fsck_module.check(found, config_module.load(found), repair=repair)
+    problems = fsck_module.check(found, load_config(found), repair=repair)
     remaining = [p for p in problems if not p["repaired"]]
     if as_json:
         print_json(problems)

@@ -9,9 +9,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from chronosq import config as config_module
 from chronosq import fileops, logs
-from chronosq.cli.common import RootOption, find_root, handle_errors, print_json
+from chronosq.cli.common import RootOption, find_root, handle_errors, load_config, print_json
 from chronosq.control import Control
 from chronosq.errors import InvalidEventError
 from chronosq.joblist import list_jobs
@@ -29,7 +28,7 @@ STATE_NAMES = ", ".join(s.value for s in State)
 def control(root: Any, reason: str | None = None) -> Control:
     """Return the actions on the root, logging to its JSON log as the operator."""
     found = find_root(root).require()
-    config = config_module.load(found)
+    config = load_config(found)
     logs.setup(found, "operator", config.get("logging", "level"),
                config.get("logging", "file"), False)
     return Control(found, config, reason)

@@ -14,8 +14,7 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
-from chronosq import config as config_module
-from chronosq.cli.common import RootOption, find_root, handle_errors
+from chronosq.cli.common import RootOption, find_root, handle_errors, load_config
 from chronosq.errors import ConfigError, InvalidEventError
 from chronosq.lifecycle import parse_time
 
@@ -106,7 +105,7 @@ def logs(
 ) -> None:
     """Print the JSON log of every process, filtered."""
     found = find_root(root).require()
-    file = config_module.load(found).get("logging", "file")
+    file = load_config(found).get("logging", "file")
     if not file:
         raise ConfigError("logging.file is empty, so the log goes to standard error "
                           "(under systemd: journalctl -u chronosq); set a file to use this")

@@ -11,7 +11,7 @@ import typer
 from chronosq import config as config_module
 from chronosq import fileops, metrics, units
 from chronosq import status as status_module
-from chronosq.cli.common import RootOption, find_root, handle_errors
+from chronosq.cli.common import RootOption, find_root, handle_errors, load_config
 from chronosq.errors import ConfigError
 from chronosq.layout import Root
 
@@ -72,7 +72,7 @@ def metrics_command(
     """Print the Prometheus metrics of this root once (the supervisor rewrites
     [metrics] textfile on its own)."""
     found = find_root(root).require()
-    data = status_module.gather(found, config_module.load(found))
+    data = status_module.gather(found, load_config(found))
     try:
         counters = fileops.read_json(found.run / "counters.json")
     except (OSError, ValueError):

@@ -8,8 +8,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from chronosq import config as config_module
-from chronosq.cli.common import RootOption, find_root, handle_errors, print_json
+from chronosq.cli.common import RootOption, find_root, handle_errors, load_config, print_json
 from chronosq.simulate import simulate as run_simulation
 
 policy_app = typer.Typer(help="Inspect assignment policies.", no_args_is_help=True)
@@ -26,7 +25,7 @@ def simulate(
 ) -> None:
     """Show where the pending jobs would go now, without moving anything."""
     found = find_root(root).require()
-    rows = run_simulation(found, config_module.load(found), job_type)
+    rows = run_simulation(found, load_config(found), job_type)
     if as_json:
         print_json(rows)
         return

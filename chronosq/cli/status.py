@@ -18,7 +18,7 @@ from rich.table import Table
 from chronosq import config as config_module
 from chronosq import status as status_module
 from chronosq.errors import ConfigError
-from chronosq.cli.common import RootOption, find_root, handle_errors, print_json
+from chronosq.cli.common import RootOption, find_root, handle_errors, load_config, print_json
 from chronosq.lifecycle import State, parse_time
 
 
@@ -173,7 +173,7 @@ def status(
     """Show job counts per state and type, workers, and the supervisor's children."""
     found = find_root(root).require()
     try:
-        config = config_module.load(found)
+        config = load_config(found)
     except ConfigError as exc:
         # Status only reads the liveness threshold from the file, so an operator
         # still sees the queue while fixing the configuration.

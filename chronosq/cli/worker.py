@@ -8,9 +8,8 @@ from typing import Annotated
 
 import typer
 
-from chronosq import config as config_module
 from chronosq import logs
-from chronosq.cli.common import RootOption, find_root, handle_errors
+from chronosq.cli.common import RootOption, find_root, handle_errors, load_config
 from chronosq.errors import WorkerError
 from chronosq.worker import Worker, load_handler
 
@@ -57,7 +56,7 @@ def worker(
         raise WorkerError(f"command {command[0]!r} not found or not executable; "
                           "give a path or a program on PATH")
     found = find_root(root).require()
-    config = config_module.load(found)
+    config = load_config(found)
     logs.setup(found, "worker", config.get("logging", "level"),
                config.get("logging", "file"), config.get("logging", "stderr"))
     if handler and "" not in sys.path:
