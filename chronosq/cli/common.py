@@ -56,7 +56,7 @@ def handle_errors(command: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
-# What to do about a file error, by errno; other errors get a general hint.
+# Hints for file errors by errno; other errors get a general hint.
 OS_ERROR_HINTS = {
     errno.ENOSPC: "free some space on that disk and try again",
     errno.EDQUOT: "free some space within the disk quota and try again",
