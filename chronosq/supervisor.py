@@ -205,6 +205,10 @@ class Supervisor:
         if now - self.last_report < float(self.config.get("metrics", "interval_seconds")):
             return
         self.last_report = now
+        if not self.notifier.enabled and not str(self.config.get("metrics", "textfile")):
+            # Counting every job costs time and memory that grow with output/;
+            # with neither systemd nor a metrics file nobody reads the result.
+            return
         try:
             data = status_module.gather(self.root, self.config)
         except Exception:
