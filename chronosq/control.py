@@ -460,9 +460,9 @@ class Control:
             if rule is not None:
                 waiting_for = rule_workers(rule)
                 away = [w for w in waiting_for if w not in live]
-                why = (f"{', '.join(away)} {'is not a live worker' if len(away) == 1 else 'are not live workers'} "
-                       "of this type" if away else "they are full")
+                cause = (f"{', '.join(away)} {'is not a live worker' if len(away) == 1 else 'are not live workers'} "
+                         "of this type" if away else "they are full")
                 return (f"{job_id} is pending: rule {index} of type {job_type!r} sends it to "
-                        f"{', '.join(waiting_for)}, and {why}.")
+                        f"{', '.join(waiting_for)}, and {cause}.")
         return (f"{job_id} is pending and next in line for a worker of type {job_type!r} "
                 f"under {policy}; if it stays, check that the scheduler runs.")

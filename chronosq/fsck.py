@@ -182,9 +182,9 @@ class Fsck:
             where[:] = [w for w in where if w.path.exists()]
             if len(where) < 2:
                 continue
-            # A claim and its outcome side by side is a worker that died between
-            # writing the outcome and removing the claim, or one that has just
-            # written the outcome; recovery collects it.
+            # A claim and its outcome side by side belong to a worker that has
+            # just written the outcome, or died before removing the claim.
+            # Recovery collects both cases.
             places = sorted(w.place for w in where)
             if places == ["finished", "processing"]:
                 continue

@@ -357,13 +357,15 @@ class Lifecycle:
         writer at a time. A record still behind STATE_LAG_SECONDS after the rename
         belongs to a process that died in between, and the next process goes on.
         """
+        agrees = record is not None and record.get("state") == state.value and (
+            worker_id is None or record.get("worker_id") == worker_id)
+        if agrees and state is not State.ASSIGNED:
+            return False
         try:
             moved_at = os.stat(path).st_ctime
         except FileNotFoundError:
             return True
-        if record is not None and record.get("state") == state.value and (
-            worker_id is None or record.get("worker_id") == worker_id
-        ) and not self.written_before_move(record, state, moved_at):
+        if agrees and record is not None and not self.written_before_move(record, moved_at):
             return False
         limit = STATE_LAG_SECONDS if record is not None else MISSING_STATE_SECONDS
         if time.time() - moved_at < limit:
@@ -380,18 +382,15 @@ class Lifecycle:
         )
         return False
 
-    def written_before_move(self, record: dict[str, Any], state: State,
-                            moved_at: float) -> bool:
+    def written_before_move(self, record: dict[str, Any], moved_at: float) -> bool:
         """True when an "assigned" record predates the rename into the queue, so it
         describes an earlier assignment to the same worker, not this one.
 
-        Only assigned files are compared: heartbeats touch claims, which moves
-        their ctime past the record. The kernel stamps ctime from the clock that
-        time.time() reads, at a coarser grain, so a record written after the
-        rename is never older than it.
+        Only assigned files are compared, because heartbeats touch claims and
+        move their ctime past the record. The kernel stamps ctime from the clock
+        that time.time() reads, at a coarser grain, so a record written after
+        the rename is never older than it.
         """
-        if state is not State.ASSIGNED:
-            return False
         try:
             return parse_time(str(record.get("updated_at"))) < moved_at
         except ValueError:
@@ -651,21 +650,7 @@ class Lifecycle:
         worker_id = outcome.get("worker_id")
         attempt = outcome.get("attempt")
         if src.name.endswith(SUCCESS):
-            dst = self.root.output / f"{job_id}.json"
-            if not self.move(src, dst):
-                return None
-            fileops.unlink(self.root.cancel_requests / f"{job_id}.json",
-                           durable=self.durable, missing_ok=True)
-            self.transition(
-                outcome,
-                "succeeded",
-                State.SUCCEEDED,
-                worker_id=worker_id,
-                attempt=attempt,
-                result_path=str(dst.relative_to(self.root.path)),
-                finished_at=outcome.get("finished_at"),
-            )
-            return State.SUCCEEDED
+            return State.SUCCEEDED if self.collect_successes([(src, outcome, None)]) else None
         error = str(outcome.get("error") or "failed without an error message")
         request = self.cancel_request(job_id)
         if request is not None:

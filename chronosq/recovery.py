@@ -189,10 +189,6 @@ class Recovery(Service):
                 self.finish(path, self.lifecycle.collect(path, accepted[1]))
         self.collect_successes(successes)
 
-    def collect(self, folder: Path, name: str) -> None:
-        """Move one outcome file to output/, error/ or back to pending."""
-        self.collect_all([folder / name])
-
     def collect_successes(
         self, batch: list[tuple[Path, dict[str, Any], dict[str, Any] | None]]
     ) -> None:

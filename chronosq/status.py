@@ -62,8 +62,11 @@ class JobIndex:
 
     def lookup(self, folder: Path, job_id: str, name: str, check_mtime: bool) -> list[Any]:
         """Return [type, retry_at, mtime_ns, created_at, worker_id, folder name] for
-        one job file; a job found in another folder than last time is read again,
-        since the worker that finished it was not known before."""
+        one job file.
+
+        A job found in another folder than last time is read again, because the
+        worker that finished it was not known before.
+        """
         self.seen.add(job_id)
         found = self.entries.get(job_id)
         mtime_ns = 0

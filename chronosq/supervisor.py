@@ -206,8 +206,8 @@ class Supervisor:
             return
         self.last_report = now
         if not self.notifier.enabled and not str(self.config.get("metrics", "textfile")):
-            # Counting every job costs time and memory that grow with output/;
-            # with neither systemd nor a metrics file nobody reads the result.
+            # Counting every job costs time and memory that grow with output/,
+            # and without systemd or a metrics file the counts go unused.
             return
         try:
             data = status_module.gather(self.root, self.config)

@@ -51,7 +51,7 @@ Handler = Callable[[dict[str, Any]], Any]
 
 # Characters of a failed command's standard error kept as the job's error.
 STDERR_TAIL_CHARS = 2000
-# Seconds before looking again at jobs whose state record lags their file; the
+# Seconds before looking again at jobs whose state record lags their file. The
 # wait doubles from the first figure to the second while the record still lags.
 # The scheduler writes the record a few fsyncs after its rename, so most waits
 # end at the first or second look.

@@ -267,14 +267,14 @@ def test_commands_use_accepted_config_while_file_broken(tmp_path):
     runner.invoke(app, ["init", "--root", str(tmp_path)])
     accepted = (tmp_path / "chronosq.toml").read_text()
     (tmp_path / "chronosq.toml").write_text("[worker]\ncapacity = 'two'\n")
-    refused = runner.invoke(app, ["submit", "t", "--root", str(tmp_path)])
+    rejected = runner.invoke(app, ["submit", "t", "--root", str(tmp_path)])
     # A supervisor that accepted the earlier text keeps it under run/.
     (tmp_path / "run" / "active-config.toml").write_text(accepted)
 
     submitted = runner.invoke(app, ["submit", "t", "--root", str(tmp_path)])
 
-    assert refused.exit_code == 1
-    assert "worker.capacity" in refused.output
+    assert rejected.exit_code == 1
+    assert "worker.capacity" in rejected.output
     assert submitted.exit_code == 0
     assert "using the configuration the supervisor accepted" in submitted.output
     assert len(list((tmp_path / "input").iterdir())) == 1

@@ -304,14 +304,14 @@ def test_explain_event_not_yet_ingested(root):
     job_id = cli(root, "submit", "t").stdout.strip()
 
     explained = cli(root, "explain", job_id)
-    held = cli(root, "jobs", "hold", job_id)
+    hold_result = cli(root, "jobs", "hold", job_id)
     status = json.loads(cli(root, "status", "--json").stdout)
 
     assert explained.returncode == 0
     assert "is an event in input/ waiting for ingest" in explained.stdout
     assert "start 'chronosq supervise'" in explained.stdout
-    assert held.returncode == 1
-    assert "act on it once it is a job" in held.stderr
+    assert hold_result.returncode == 1
+    assert "act on it once it is a job" in hold_result.stderr
     assert status["incoming_events"] == 1
 
 
@@ -365,9 +365,9 @@ def test_done_after_take_killed_mid_claim(root, procs, tmp_path):
     drop_event(root, "r.json", {"type": "review", "payload": {}, "job_id": "rv"})
     wait_for(lambda: state_of(root, "rv") == "pending", 30, "the review pending")
 
-    taken = cli_crashing(root, tmp_path / "crashed", "write:/state/", "take",
+    take_result = cli_crashing(root, tmp_path / "crashed", "write:/state/", "take",
                          "--worker-id", "alice")
-    assert taken.returncode == -9
+    assert take_result.returncode == -9
     wait_for(lambda: cli(root, "done", "rv").returncode == 0, 20, "done to be accepted")
 
     wait_for(lambda: finished(root, "output", 1), 30, "the review in output/")

@@ -13,7 +13,6 @@ import os
 import random
 from pathlib import Path
 
-import pytest
 from harness import Harness
 
 from chronosq import fileops

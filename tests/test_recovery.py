@@ -404,8 +404,8 @@ def test_reaping_waits_for_assignment_record(tmp_path):
     harness.worker("w1")
     harness.drop("job")
     harness.ingest()
-    gone = subprocess.Popen(["true"])
-    gone.wait()
+    exited = subprocess.Popen(["true"])
+    exited.wait()
 
     def worker_dies_mid_assignment(op: str, path: str) -> None:
         # The scheduler has moved the job into w1's queue and is about to write
@@ -414,7 +414,7 @@ def test_reaping_waits_for_assignment_record(tmp_path):
             fileops.fault_hook = None
             record_path = harness.root.worker_path("w1")
             record = json.loads(record_path.read_text())
-            record_path.write_text(json.dumps(dict(record, pid=gone.pid)))
+            record_path.write_text(json.dumps(dict(record, pid=exited.pid)))
             harness.recover()
 
     fileops.fault_hook = worker_dies_mid_assignment

@@ -54,9 +54,9 @@ def list_command(
     if as_json:
         print_json(rows)
         return
-    shown = f"the first {limit} jobs; raise --limit for more" if len(rows) == limit else \
+    title = f"the first {limit} jobs; raise --limit for more" if len(rows) == limit else \
         f"{len(rows)} jobs"
-    table = Table(title=shown)
+    table = Table(title=title)
     # Ids stay on one line so they can be copied whole; other columns fold.
     table.add_column("job", no_wrap=True)
     for column in ("state", "type", "priority", "worker", "attempts", "created"):

@@ -136,10 +136,10 @@ def logs(
     except KeyboardInterrupt:
         return
     if not printed and (job or worker or since):
-        # An empty answer to a filter is easy to take for a typo; say so on stderr.
-        wanted = ", ".join(f"{name} {value!r}" for name, value in
+        # Empty output for a filter is easy to take for a typo, so say so on stderr.
+        filters = ", ".join(f"{name} {value!r}" for name, value in
                            (("job", job), ("worker", worker), ("since", since)) if value)
-        typer.echo(f"no log lines match {wanted} in {path}", err=True)
+        typer.echo(f"no log lines match {filters} in {path}", err=True)
 
 
 def register(app: typer.Typer) -> None:
